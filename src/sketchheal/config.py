@@ -1,0 +1,207 @@
+"""Configuration dataclasses, presets and command-line overrides.
+
+Every field says what the Lmser-pix2seq paper (Li et al., CVIU 2024) and its published code used.
+A run's full config is saved as JSON beside the run, inside every checkpoint and in every release directory.
+There are no global mutable settings: pass a config (or one of its parts) to whatever needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# The 17 QuickDraw categories of the paper (order as in the published HParams).
+PAPER_CATEGORIES: tuple[str, ...] = (
+    "airplane", "angel", "alarm clock", "apple", "butterfly", "belt", "bus", "cake", "cat", "clock",
+    "eye", "fish", "pig", "sheep", "spider", "The Great Wall of China", "umbrella",
+)
+
+
+@dataclass
+class DataConfig:
+    # Sketch files: sketch-rnn .npz (one per category) or QuickDraw .ndjson. Paper: the 17 PAPER_CATEGORIES .npz.
+    paths: list[str] = field(default_factory=list)
+    # Keep sketches with 0 < points <= max_seq_len. Paper: 200.
+    max_seq_len: int = 200
+    # Offsets are clipped to +-clip before normalisation. Paper: 1000.
+    clip: float = 1000.0
+    # Side of the square input image. Paper: 128.
+    image_size: int = 128
+    # "reference" reproduces the published 640-px rendering pixel for pixel; "fast" draws at image_size directly.
+    render_mode: str = "reference"
+    # Probability that a patch candidate is erased during training. Paper: 0.1.
+    mask_prob: float = 0.1
+    # Patch candidates per sketch. Paper: 20.
+    max_patches: int = 20
+    # DataLoader workers that render and mask (0 = in the main process).
+    num_workers: int = 2
+
+
+@dataclass
+class ModelConfig:
+    # Encoder: "gmlp" (Lmser gMLP, the paper's model), "cnn" (Lmser CNN ablation); lmser_loops=0 is plain pix2seq.
+    encoder: str = "gmlp"
+    # Input image side; must match DataConfig.image_size. Paper: 128.
+    image_size: int = 128
+    # Patch side of the patch embedding (image_size / patch_size)^2 tokens. Paper: 16 -> 64 tokens.
+    patch_size: int = 16
+    # Token width of the gMLP encoder. Paper: 128.
+    d_model: int = 128
+    # Hidden width of each gMLP block (halved by the spatial gating unit). Paper: 768.
+    d_ffn: int = 768
+    # Lmser feedback loops T (weights shared across loops); 0 = no feedback (plain pix2seq ablation). Paper: 2.
+    lmser_loops: int = 2
+    # gMLP residual form: "paper" (x + f(LN(x))) or "reference" (f(x) + LN(x), as the published code; needed to
+    # load the published weights).
+    gmlp_residual: str = "paper"
+    # Latent size Nz. Paper: 128.
+    z_size: int = 128
+    # Decoder LSTM hidden size H. Paper: 512 (1024 in the larger released model).
+    dec_hidden: int = 512
+    # Mixture components M of the bivariate Gaussian mixture over (dx, dy). Paper: 20.
+    num_mixtures: int = 20
+    # Dropout on the LSTM output. Paper: 0.0.
+    dropout: float = 0.0
+    # Base channel count of the CNN ablation encoder (doubles per down block).
+    cnn_channels: int = 32
+
+
+@dataclass
+class TrainConfig:
+    # Sketches per step (global batch, split across DDP ranks). Paper: 100.
+    batch_size: int = 100
+    # Optimiser steps. Paper: 150k-160k (released checkpoints at 150k).
+    steps: int = 160_000
+    # Adam learning rate. Paper: 1e-3.
+    lr: float = 1e-3
+    # Learning rate multiplied by this every step ... Paper: 0.99999.
+    lr_decay: float = 0.99999
+    # ... down to this floor. Paper: 1e-5.
+    min_lr: float = 1e-5
+    # Gradient-norm clip (applied to encoder and decoder separately, as published). Paper: 1.0.
+    grad_clip: float = 1.0
+    # Weight of the image reconstruction MSE L_img. Paper: 0.5.
+    image_loss_weight: float = 0.5
+    # Weight of the KL term (sketch-rnn's); the paper disables it. Paper: 0.0.
+    kl_weight: float = 0.0
+    # KL floor (sketch-rnn's free bits) when kl_weight > 0. sketch-rnn: 0.2.
+    kl_min: float = 0.2
+    # Seed of the parameters, the masks and the data order.
+    seed: int = 0
+    # "auto" picks cuda, then mps, then cpu.
+    device: str = "auto"
+    # bf16 autocast ("auto" = on for CUDA only; "on"/"off" force it). The mixture loss always runs in fp32.
+    bf16: str = "auto"
+    # Intra-op threads on CPU (0 = torch's default).
+    threads: int = 0
+    # Checkpoint every N steps (and on exit).
+    checkpoint_every: int = 1000
+    # Validation loss every N steps.
+    eval_every: int = 500
+    # Validation batches per evaluation (0 = the whole valid split).
+    eval_batches: int = 10
+    # Write a PNG grid (corrupted | healed | original) every N steps (0 = never).
+    sample_every: int = 2000
+    # Log to metrics.jsonl every N steps.
+    log_every: int = 50
+    # Consecutive non-finite steps before rolling back to the last good checkpoint with lr * rollback_lr_factor.
+    nan_patience: int = 5
+    rollback_lr_factor: float = 0.5
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        return cls(
+            data=_build(DataConfig, d.get("data", {})),
+            model=_build(ModelConfig, d.get("model", {})),
+            train=_build(TrainConfig, d.get("train", {})),
+        )
+
+
+def _build(klass, d: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(klass)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown {klass.__name__} field(s): {sorted(unknown)}; known: {sorted(names)}")
+    return klass(**d)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    return _build(ModelConfig, d)
+
+
+def preset(name: str) -> Config:
+    """Named presets. ``paper``: the published settings. ``cpu-small``: learns visibly within an hour on 2 cores."""
+    if name == "paper":
+        return Config(
+            data=DataConfig(paths=[f"{c}.npz" for c in PAPER_CATEGORIES]),
+            model=ModelConfig(),
+            train=TrainConfig(),
+        )
+    if name == "cpu-small":
+        # Chosen from measured step times on a 2-core CPU (see README "Presets"): the LSTM dominates the step, so
+        # H is halved and the batch is smaller; the encoder keeps the paper's structure (64 tokens, 4+4 blocks,
+        # T=2) at half width. The learning rate decays faster so that the short run ends at a low rate.
+        return Config(
+            data=DataConfig(image_size=128, render_mode="reference", num_workers=1),
+            model=ModelConfig(d_model=64, d_ffn=256, z_size=64, dec_hidden=256),
+            train=TrainConfig(batch_size=64, steps=4000, lr=2e-3, lr_decay=0.9996, min_lr=5e-5,
+                              checkpoint_every=500, eval_every=250, eval_batches=5, sample_every=1000,
+                              log_every=25),
+        )
+    if name == "tiny":
+        # For tests: a model that builds and steps in milliseconds.
+        return Config(
+            data=DataConfig(image_size=32, render_mode="fast", num_workers=0, max_seq_len=64),
+            model=ModelConfig(image_size=32, patch_size=8, d_model=16, d_ffn=32, z_size=8, dec_hidden=16,
+                              num_mixtures=3, cnn_channels=4),
+            train=TrainConfig(batch_size=8, steps=20, checkpoint_every=10, eval_every=10, eval_batches=1,
+                              sample_every=0, log_every=5),
+        )
+    raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+
+
+PRESETS = ("paper", "cpu-small", "tiny")
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``section.field=value`` strings (values parsed as JSON when they parse, else kept as strings)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like section.field=value, e.g. train.lr=3e-4")
+        key, raw = item.split("=", 1)
+        if "." not in key:
+            raise ValueError(f"override {item!r}: name the section, e.g. train.{key}={raw}")
+        section, name = key.split(".", 1)
+        part = getattr(cfg, section, None)
+        if part is None or not dataclasses.is_dataclass(part):
+            raise ValueError(f"override {item!r}: unknown section {section!r} (data, model, train)")
+        if name not in {f.name for f in dataclasses.fields(part)}:
+            raise ValueError(f"override {item!r}: {section} has no field {name!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        current = getattr(part, name)
+        if isinstance(current, list) and isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if isinstance(current, float) and isinstance(value, int):
+            value = float(value)
+        setattr(part, name, value)
+    if cfg.model.image_size != cfg.data.image_size:
+        cfg.model.image_size = cfg.data.image_size
+    return cfg
