@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a module whose optional dependency is missing
-            if e.name and e.name.startswith("sketchheal"):
+        except ModuleNotFoundError as e:
+            # Only an optional third-party dependency (e.g. gradio for `demo`) may be missing.
+            if e.name and e.name.split(".")[0] == "sketchheal" and e.name != name:
                 raise
             continue
         module.register(sub)
