@@ -1,0 +1,173 @@
+"""Training: loss falls, resume is bit-exact, the NaN guard skips and rolls back, DDP ranks agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketchheal.config import preset
+from sketchheal.train import Trainer, load_checkpoint, train
+
+from conftest import make_sketch
+
+
+@pytest.fixture(scope="module")
+def synthetic_npz(tmp_path_factory) -> Path:
+    """A small sketch-rnn style npz (int16 stroke-3, object arrays) made here."""
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("data") / "toy.npz"
+
+    def split(n):
+        arr = np.empty(n, dtype=object)
+        for i in range(n):
+            arr[i] = make_sketch(rng, n_strokes=int(rng.integers(1, 4)), points=int(rng.integers(3, 9))).astype(np.int16)
+        return arr
+
+    np.savez(path, train=split(48), valid=split(16), test=split(16))
+    return path
+
+
+def tiny_cfg(data: Path, steps: int = 6):
+    cfg = preset("tiny")
+    cfg.data.paths = [str(data)]
+    cfg.train.steps = steps
+    cfg.train.checkpoint_every = 0
+    cfg.train.eval_every = 0
+    cfg.train.device = "cpu"
+    return cfg
+
+
+def state_dict_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loss_falls_and_config_saved(synthetic_npz, tmp_path):
+    cfg = tiny_cfg(synthetic_npz, steps=60)
+    cfg.train.lr = 3e-3
+    cfg.train.eval_every = 30
+    summary = train(cfg, tmp_path, progress=False)
+    assert summary["step"] == 60 and summary["bad_steps"] == 0
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r and "event" not in r]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert any("valid_loss" in r for r in records)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["train"]["steps"] == 60 and saved["model"]["d_model"] == cfg.model.d_model
+    ckpt = load_checkpoint(tmp_path / "ckpt_last.pt")
+    assert ckpt["step"] == 60 and ckpt["scale"] > 0 and ckpt["config"] == cfg.to_dict()
+
+
+def test_resume_is_bit_exact(synthetic_npz, tmp_path):
+    """2N steps in one run equal N steps, resume, N steps (the batches cross an epoch boundary)."""
+    n = 5  # 48 sketches / batch 8 = 6 batches per epoch, so 10 steps cross into epoch 1
+    full = tiny_cfg(synthetic_npz, steps=2 * n)
+    train(full, tmp_path / "full", progress=False)
+    half = tiny_cfg(synthetic_npz, steps=n)
+    train(half, tmp_path / "split", progress=False)
+    rest = tiny_cfg(synthetic_npz, steps=2 * n)
+    train(rest, tmp_path / "split", resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "full" / "ckpt_last.pt")
+    b = load_checkpoint(tmp_path / "split" / "ckpt_last.pt")
+    assert a["step"] == b["step"] == 2 * n
+    assert state_dict_equal(a["model"], b["model"])
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"]) for k in sa)
+
+
+def test_resume_with_workers_matches(synthetic_npz, tmp_path):
+    """Masks depend on (seed, epoch, index) only, so DataLoader workers change nothing."""
+    c0 = tiny_cfg(synthetic_npz, steps=4)
+    train(c0, tmp_path / "w0", progress=False)
+    c2 = tiny_cfg(synthetic_npz, steps=4)
+    c2.data.num_workers = 2
+    train(c2, tmp_path / "w2", progress=False)
+    a = load_checkpoint(tmp_path / "w0")["model"]
+    b = load_checkpoint(tmp_path / "w2")["model"]
+    assert state_dict_equal(a, b)
+
+
+def test_nan_guard_skips_and_rolls_back(synthetic_npz, tmp_path):
+    cfg = tiny_cfg(synthetic_npz, steps=12)
+    cfg.train.checkpoint_every = 3
+    cfg.train.nan_patience = 3
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    original = trainer._forward_losses
+    calls = {"n": 0}
+
+    def poisoned(batch, **kw):
+        losses = original(batch, **kw)
+        calls["n"] += 1
+        if kw.get("sample_z") and 5 <= calls["n"] < 9:  # 4 bad steps in a row (patience 3 -> one rollback)
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    trainer._forward_losses = poisoned
+    summary = trainer.run()
+    assert summary["step"] == 12
+    assert summary["bad_steps"] == 4 and summary["rollbacks"] == 1
+    events = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "nan_rollback" for e in events)
+    ckpt = load_checkpoint(tmp_path)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt["train_state"]["lr_scale"] == pytest.approx(cfg.train.rollback_lr_factor)
+
+
+def test_nonfinite_weights_are_never_saved(synthetic_npz, tmp_path):
+    cfg = tiny_cfg(synthetic_npz, steps=2)
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    assert trainer.save() is False
+    assert not (tmp_path / "ckpt_last.pt").exists()
+
+
+def test_resume_without_checkpoint_says_so(synthetic_npz, tmp_path):
+    with pytest.raises(FileNotFoundError, match="without --resume"):
+        train(tiny_cfg(synthetic_npz), tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_cli_train_and_overrides(synthetic_npz, tmp_path):
+    from sketchheal.cli import main
+
+    rc = main(["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(tmp_path), "--steps", "3",
+               "--device", "cpu", "--no-progress", "--set", "model.encoder=cnn", "--set", "train.lr=0.002"])
+    assert rc == 0
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model"]["encoder"] == "cnn" and saved["train"]["lr"] == 0.002
+    assert main(["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(tmp_path / "b"),
+                 "--set", "train.nosuchfield=1"]) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_agree(synthetic_npz, tmp_path):
+    """torchrun with 2 CPU processes (gloo): both ranks end with identical weights."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "sketchheal.cli", "train", "--preset", "tiny",
+           "--data", str(synthetic_npz), "-o", str(tmp_path), "--steps", "4", "--device", "cpu", "--no-progress",
+           "--dump-rank-weights", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=2"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    w0 = load_file(str(tmp_path / "weights_rank0.safetensors"))
+    w1 = load_file(str(tmp_path / "weights_rank1.safetensors"))
+    assert state_dict_equal(w0, w1)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["world"] == 2 and summary["step"] == 4
+    # rank 0 alone wrote; the checkpoint holds both ranks' RNG states
+    assert len(load_checkpoint(tmp_path)["rng"]) == 2
