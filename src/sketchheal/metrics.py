@@ -1,0 +1,174 @@
+"""Pure retrieval and recognition metrics for sketch healing (numpy/torch, no I/O, no models).
+
+Retrieval (the sketch-healing protocol): each query code should find its own original among the gallery codes.
+``target_ranks`` gives, for every query, the 0-based rank of its target among all gallery codes by Euclidean
+distance; ``retrieval_topk`` turns ranks into top-k accuracies.
+
+Ranks and ties
+    rank(q) = #{gallery j : d(q, j) < d(q, t)} + #{gallery j < t : d(q, j) == d(q, t)}
+    i.e. the position of the target in a *stable* sort of the distances: ties go to the lower gallery index.
+    This is deterministic and, for a degenerate encoder that maps everything to one code, gives chance level
+    (k / G), neither 0 nor 1. Two distances count as equal when they differ by less than the float64 rounding of
+    the computation (see ``_tie_tolerance``), so identical gallery codes always tie exactly.
+
+Top-k, correct and published
+    ``top{k}``: the target is among the k nearest gallery codes (rank < k).
+    ``top{k}_published`` (k > 1): the off-by-one variant of the published Lmser-pix2seq / DC-gra2seq /
+    Sketch-HARP retrieval scripts, which look at the first k - 1 neighbours only (rank < k - 1): their "top-10"
+    is a top-9 and their "top-50" a top-49. Reported so that our numbers can be set beside theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+# Bytes of float64 distance matrix per chunk (a few temporaries of this size exist at once).
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+
+def _as_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=torch.float64)
+    return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
+
+
+def _tie_tolerance(q2: torch.Tensor, g2_max: torch.Tensor, dim: int) -> torch.Tensor:
+    """Distances closer than this are equal: a bound on the float64 error of ``|q|^2 + |g|^2 - 2 q.g``.
+
+    q2 (c,) squared query norms; returns (c, 1). The bound (dim * 8 * eps * (|q|^2 + |g|^2)) is far below the
+    smallest real difference between float32 codes (~1e-7 relative), so it only merges rounding noise.
+    """
+    eps = torch.finfo(torch.float64).eps
+    return (8.0 * (dim + 1) * eps * (1.0 + q2 + g2_max)).unsqueeze(1)
+
+
+def target_ranks(
+    query: np.ndarray | torch.Tensor,
+    gallery: np.ndarray | torch.Tensor,
+    targets: np.ndarray | torch.Tensor | Sequence[int],
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    device: str | torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """0-based rank of each query's target among all gallery codes (Euclidean distance, stable ties).
+
+    query (Q, D), gallery (G, D), targets (Q,) gallery indices. Returns ``(ranks (Q,) int64, ties (Q,) int64)``
+    where ``ties[i]`` counts the *other* gallery codes exactly as far from query i as its target.
+    Works in float64, ``chunk_bytes`` of distances at a time, so 42,500 x 42,500 needs no more than a few times
+    ``chunk_bytes`` of memory. ``device`` (default: the query's device for tensors, else CPU) runs it on a GPU.
+    """
+    if device is None:
+        device = query.device if isinstance(query, torch.Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    q = _as_tensor(query, device)
+    g = _as_tensor(gallery, device)
+    t = torch.as_tensor(np.asarray(targets), dtype=torch.int64, device=device)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"query {tuple(q.shape)} and gallery {tuple(g.shape)} must be (Q, D) and (G, D)")
+    if t.shape != (q.shape[0],):
+        raise ValueError(f"targets {tuple(t.shape)} must be ({q.shape[0]},): one gallery index per query")
+    n_gallery = g.shape[0]
+    if n_gallery == 0:
+        raise ValueError("the gallery is empty")
+    if q.shape[0] and (int(t.min()) < 0 or int(t.max()) >= n_gallery):
+        raise ValueError(f"targets must lie in [0, {n_gallery}) (gallery size)")
+
+    g2 = (g * g).sum(1)
+    g2_max = g2.max()
+    rows = max(1, chunk_bytes // (8 * n_gallery))
+    ranks, ties = [], []
+    for start in range(0, q.shape[0], rows):
+        qc, tc = q[start:start + rows], t[start:start + rows]
+        q2 = (qc * qc).sum(1)
+        # Squared distance minus the target's, up to the per-row constant |q|^2: (c, G).
+        diff = g2[None, :] - 2.0 * (qc @ g.T)
+        diff -= diff.gather(1, tc[:, None]).clone()
+        tol = _tie_tolerance(q2, g2_max, q.shape[1])
+        closer = (diff < -tol).sum(1)
+        n_tied = (diff.abs_() <= tol).sum(1) - 1                       # other codes as far as the target
+        tied_before = torch.zeros_like(closer)
+        for r in torch.nonzero(n_tied > 0).flatten().tolist():         # rare: duplicates or a collapsed encoder
+            tied_before[r] = (diff[r, : int(tc[r])] <= tol[r]).sum()
+        ranks.append(closer + tied_before)
+        ties.append(n_tied)
+    if not ranks:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return torch.cat(ranks).cpu().numpy(), torch.cat(ties).cpu().numpy()
+
+
+def topk_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 10, 50)) -> dict[str, float]:
+    """Top-k accuracies from 0-based target ranks (Q,): ``top{k}`` (rank < k) and, for k > 1,
+    ``top{k}_published`` (rank < k - 1, the published scripts' off-by-one). Empty input gives NaN."""
+    ranks = np.asarray(ranks)
+    out: dict[str, float] = {}
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        out[f"top{k}"] = _mean(ranks < k)
+    for k in ks:
+        if k > 1:
+            out[f"top{k}_published"] = _mean(ranks < k - 1)
+    return out
+
+
+def _mean(mask: np.ndarray) -> float:
+    return float(mask.mean()) if mask.size else float("nan")
+
+
+def retrieval_topk(
+    query: np.ndarray | torch.Tensor,
+    gallery: np.ndarray | torch.Tensor,
+    targets: np.ndarray | torch.Tensor | Sequence[int],
+    ks: Sequence[int] = (1, 10, 50),
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    device: str | torch.device | None = None,
+) -> dict[str, float | int]:
+    """Top-k retrieval accuracy: is each query's own original (``targets[i]``) among its k nearest gallery codes?
+
+    query (Q, D), gallery (G, D), targets (Q,). Returns ``top{k}`` for each k (correct), ``top{k}_published``
+    for each k > 1 (first k - 1 neighbours, as the published scripts), ``mean_rank`` and ``median_rank``
+    (1-based), ``mrr`` (mean reciprocal rank), ``n_queries``, ``n_gallery`` and ``n_tied`` (queries whose target
+    ties with another gallery code; ties go to the lower gallery index).
+    """
+    ranks, ties = target_ranks(query, gallery, targets, chunk_bytes=chunk_bytes, device=device)
+    out: dict[str, float | int] = dict(topk_from_ranks(ranks, ks))
+    out.update(rank_summary(ranks))
+    out["n_gallery"] = int(len(gallery))
+    out["n_tied"] = int((ties > 0).sum())
+    return out
+
+
+def rank_summary(ranks: np.ndarray) -> dict[str, float | int]:
+    """``mean_rank``, ``median_rank`` (1-based), ``mrr`` and ``n_queries`` of 0-based ranks (Q,)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if ranks.size == 0:
+        nan = float("nan")
+        return {"mean_rank": nan, "median_rank": nan, "mrr": nan, "n_queries": 0}
+    return {
+        "mean_rank": float(ranks.mean() + 1),
+        "median_rank": float(np.median(ranks) + 1),
+        "mrr": float((1.0 / (ranks + 1)).mean()),
+        "n_queries": int(ranks.size),
+    }
+
+
+def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of predicted (N,) equal to labels (N,); NaN when N = 0."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    if predicted.shape != labels.shape:
+        raise ValueError(f"predicted {predicted.shape} and labels {labels.shape} differ in shape")
+    return _mean(predicted == labels)
+
+
+def per_group_mean(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of values (N,) within each group id in [0, n_groups) -> (n_groups,) float64; NaN for empty groups."""
+    values = np.asarray(values, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.int64)
+    sums = np.bincount(groups, weights=values, minlength=n_groups)[:n_groups]
+    counts = np.bincount(groups, minlength=n_groups)[:n_groups]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
