@@ -1,0 +1,51 @@
+"""sketch-rnn stroke decoder: an LSTM conditioned on the latent ``z`` that outputs mixture-density parameters.
+
+    (h0, c0) = split(tanh(fc_hc(z)))                 initial state, each (B, H)
+    x_t      = [s_{t-1} ; z]                          stroke-5 input row and z, 5 + Nz features
+    o_t, (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))
+    y_t      = fc_params(dropout(o_t))                6M + 3 numbers, layout in ``sketchheal.model.mixture``
+
+Parameter names (``fc_hc``, ``lstm``, ``fc_params``) are those of the published checkpoints.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import repeat
+from torch import nn
+
+from ..config import ModelConfig
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, H) as nn.LSTM wants
+
+
+class StrokeDecoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.hidden_size = cfg.dec_hidden
+        self.z_size = cfg.z_size
+        self.num_mixtures = cfg.num_mixtures
+        self.fc_hc = nn.Linear(cfg.z_size, 2 * cfg.dec_hidden)
+        self.lstm = nn.LSTM(5 + cfg.z_size, cfg.dec_hidden, batch_first=True)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc_params = nn.Linear(cfg.dec_hidden, 6 * cfg.num_mixtures + 3)
+
+    def initial_state(self, z: torch.Tensor) -> LSTMState:
+        """``z (B, Nz)`` -> ``(h0, c0)``, each ``(1, B, H)``."""
+        h, c = torch.tanh(self.fc_hc(z)).chunk(2, dim=-1)  # (B, 2H) -> 2 x (B, H), h first as published
+        return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
+
+    def forward(self, inputs: torch.Tensor, z: torch.Tensor,
+                state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """``inputs (B, L, 5)`` stroke-5 rows, ``z (B, Nz)`` -> ``params (B, L, 6M+3)`` and the final LSTM state.
+
+        ``state=None`` starts from ``initial_state(z)``; pass the returned state back in to continue step by step
+        (sampling feeds one row at a time, ``L = 1``).
+        """
+        if state is None:
+            state = self.initial_state(z)
+        z_rows = repeat(z, "b d -> b l d", l=inputs.shape[1])  # (B, L, Nz)
+        x = torch.cat([inputs, z_rows.to(inputs.dtype)], dim=-1)  # (B, L, 5 + Nz), stroke-5 first as published
+        out, state = self.lstm(x, state)  # (B, L, H)
+        params = self.fc_params(self.dropout(out))  # (B, L, 6M + 3)
+        return params, state
