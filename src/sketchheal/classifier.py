@@ -1,0 +1,472 @@
+"""Sketch-a-Net classifier for the recognition-accuracy metric of sketch healing.
+
+The sketch-healing papers (SketchHealer, SketchLattice, SP-gra2seq, Lmser-pix2seq) measure healing quality by
+how often a sketch classifier "trained on the full training sketches" recognises the healed sketches. None of
+them releases that classifier, its input size (225 px in SP-gra2seq, 256 px in Lmser-pix2seq) or its weights, so
+we train our own and report its accuracy on the uncorrupted test sketches as the ceiling of that metric.
+
+Architecture (Yu et al., "Sketch-a-Net that beats humans", BMVC 2015), single network, single channel:
+
+    L1 conv 15x15/3, 64 -> maxpool 3/2 -> L2 conv 5x5/1, 128 -> maxpool 3/2
+    -> L3, L4, L5 conv 3x3/1 pad 1, 256 -> maxpool 3/2
+    -> L6 conv 7x7 (= fully connected), 512, dropout 0.5 -> L7 conv 1x1, 512, dropout 0.5 -> L8 conv 1x1, classes
+    (ReLU after every layer but L8)
+
+Adaptation to other input sizes (``SketchANet(image_size=N)``): L1's kernel and stride shrink with N
+(kernel = 15 N / 225 rounded to an odd number >= 3, stride = 3 N / 225 rounded, >= 1), and L6's kernel is whatever
+spatial size is left, so L6 stays a fully connected layer. N = 225 gives the paper's network exactly; at our
+default N = 128 L1 is 9x9/2 and L6 is 5x5. Other differences from the paper: batch normalisation after each
+convolution (``batch_norm=True``, for stable training from scratch with Adam; the 2015 network has none), no
+multi-scale / stroke-order ensemble (the paper's final model is an ensemble of such networks), and an optional
+channel-width multiplier ``width`` (1.0 = the paper's channel counts) used by the tests.
+
+Inputs follow the package convention: ``(B, 1, N, N)`` float32, ink +1, background -1, drawn by
+``sketchheal.render.render(s3, size=N, mode=...)`` (default the published "reference" rendering at 128 px).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from .fileio import atomic_path, atomic_write
+
+CHECKPOINT_NAME = "classifier.pt"
+REPORT_NAME = "classifier.json"
+FORMAT = "sketchheal-classifier"
+MIN_IMAGE_SIZE = 28
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# network
+
+
+def _conv_out(n: int, kernel: int, stride: int = 1, pad: int = 0) -> int:
+    return (n + 2 * pad - kernel) // stride + 1
+
+
+def sketchanet_geometry(image_size: int) -> dict[str, int]:
+    """L1 kernel/stride, the spatial size after every stage and L6's kernel for an input of side ``image_size``."""
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"Sketch-a-Net needs image_size >= {MIN_IMAGE_SIZE}, got {image_size}")
+    k1 = max(3, int(round(15 * image_size / 225)))
+    k1 += 1 - k1 % 2  # odd
+    s1 = max(1, int(round(3 * image_size / 225)))
+    n1 = _conv_out(image_size, k1, s1)
+    p1 = _conv_out(n1, 3, 2)
+    n2 = _conv_out(p1, 5)
+    p2 = _conv_out(n2, 3, 2)
+    p5 = _conv_out(p2, 3, 2)  # L3-L5 keep the size (pad 1)
+    if min(n1, p1, n2, p2, p5) < 1:
+        raise ValueError(f"image_size {image_size} is too small for Sketch-a-Net")
+    return {"l1_kernel": k1, "l1_stride": s1, "after_l1": n1, "after_pool1": p1, "after_l2": n2,
+            "after_pool2": p2, "after_pool5": p5, "l6_kernel": p5}
+
+
+class SketchANet(nn.Module):
+    """Sketch-a-Net (Yu et al. 2015) for ``(B, 1, N, N)`` images -> ``(B, n_classes)`` logits."""
+
+    def __init__(self, n_classes: int, *, image_size: int = 128, width: float = 1.0, dropout: float = 0.5,
+                 batch_norm: bool = True):
+        super().__init__()
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        geo = sketchanet_geometry(image_size)
+        self.image_size, self.geometry = image_size, geo
+        c = [max(4, int(round(ch * width))) for ch in (64, 128, 256, 256, 256, 512, 512)]
+
+        def block(cin: int, cout: int, k: int, s: int = 1, p: int = 0) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, p, bias=not batch_norm)]
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(cout))
+            return layers + [nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(
+            *block(1, c[0], geo["l1_kernel"], geo["l1_stride"]), nn.MaxPool2d(3, 2),
+            *block(c[0], c[1], 5), nn.MaxPool2d(3, 2),
+            *block(c[1], c[2], 3, 1, 1), *block(c[2], c[3], 3, 1, 1), *block(c[3], c[4], 3, 1, 1),
+            nn.MaxPool2d(3, 2),
+        )
+        self.head = nn.Sequential(
+            *block(c[4], c[5], geo["l6_kernel"]), nn.Dropout(dropout),
+            *block(c[5], c[6], 1), nn.Dropout(dropout),
+            nn.Conv2d(c[6], n_classes, 1),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 1, N, N) in [-1, 1] -> logits (B, n_classes)."""
+        if images.ndim != 4 or images.shape[1:] != (1, self.image_size, self.image_size):
+            raise ValueError(f"expected images (B, 1, {self.image_size}, {self.image_size}), "
+                             f"got {tuple(images.shape)}")
+        return self.head(self.features(images)).flatten(1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# configuration, checkpoint, inference
+
+
+@dataclass
+class ClassifierConfig:
+    # Side of the rendered input image (the papers: 225 or 256; ours: the healing model's 128).
+    image_size: int = 128
+    # sketchheal.render mode of the training images: "reference" = the published 640-px rendering.
+    render_mode: str = "reference"
+    # Keep sketches with at most this many points (the healing protocol's filter).
+    max_seq_len: int = 200
+    # Channel-width multiplier (1.0 = Sketch-a-Net's 64/128/256/256/256/512/512).
+    width: float = 1.0
+    dropout: float = 0.5
+    batch_norm: bool = True
+    steps: int = 10_000
+    batch_size: int = 128
+    # Adam; the rate decays by a cosine to 1 % of this over the run, after a 2 % linear warm-up.
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    # Random small affine jitter of the training images: scale, rotation (degrees), shift (fraction of the side),
+    # horizontal flip.
+    jitter_scale: float = 0.1
+    jitter_rotate: float = 10.0
+    jitter_shift: float = 0.05
+    jitter_flip: bool = True
+
+
+@dataclass
+class Classifier:
+    """A loaded classifier: the network (eval mode, on ``device``) and how to draw its inputs."""
+
+    net: SketchANet
+    categories: list[str]
+    image_size: int
+    render_mode: str
+    device: torch.device
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.meta.get("test_accuracy")
+
+
+def pick_device(name: str | torch.device | None) -> torch.device:
+    """``None``/``auto``: CUDA when available, else CPU."""
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+def _checkpoint_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no classifier checkpoint here; train one with `sketchheal train-classifier`")
+    return p
+
+
+def load_classifier(path: str | os.PathLike, device: str | torch.device | None = None) -> Classifier:
+    """Load a checkpoint written by ``train_classifier`` (the file, or the folder holding ``classifier.pt``)."""
+    file = _checkpoint_file(path)
+    ckpt = torch.load(file, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{file}: not a sketchheal classifier checkpoint (written by `sketchheal train-classifier`)")
+    cfg = ClassifierConfig(**ckpt["config"])
+    net = build_network(cfg, len(ckpt["categories"]))
+    net.load_state_dict(ckpt["model"])
+    dev = pick_device(device)
+    net.to(dev).eval()
+    meta = {k: v for k, v in ckpt.items() if k not in ("model",)}
+    return Classifier(net=net, categories=list(ckpt["categories"]), image_size=cfg.image_size,
+                      render_mode=cfg.render_mode, device=dev, meta=meta)
+
+
+def build_network(cfg: ClassifierConfig, n_classes: int) -> SketchANet:
+    return SketchANet(n_classes, image_size=cfg.image_size, width=cfg.width, dropout=cfg.dropout,
+                      batch_norm=cfg.batch_norm)
+
+
+@torch.no_grad()
+def classify(clf: Classifier, images: np.ndarray | torch.Tensor, batch_size: int = 256
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Classify images (B, N, N) or (B, 1, N, N) in [-1, 1] (N = ``clf.image_size``).
+
+    Returns ``(labels (B,) int64, probs (B, C) float32)``; label c means ``clf.categories[c]``.
+    """
+    x = torch.as_tensor(images, dtype=torch.float32)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1:] != (1, clf.image_size, clf.image_size):
+        raise ValueError(f"classifier expects images of side {clf.image_size} (B, [1,] N, N), "
+                         f"got {tuple(x.shape)}; render them with size={clf.image_size}")
+    clf.net.eval()
+    probs = []
+    for start in range(0, x.shape[0], batch_size):
+        logits = clf.net(x[start:start + batch_size].to(clf.device))
+        probs.append(logits.float().softmax(1).cpu())
+    if not probs:
+        return np.zeros(0, np.int64), np.zeros((0, len(clf.categories)), np.float32)
+    p = torch.cat(probs).numpy()
+    return p.argmax(1).astype(np.int64), p.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# data
+
+
+def render_or_blank(s3: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """``render`` that draws an empty (or undrawable) sketch as a blank image (size, size) of -1."""
+    from .render import render
+
+    if s3 is None or len(s3) == 0:
+        return np.full((size, size), -1.0, np.float32)
+    try:
+        return render(s3, size=size, mode=mode)
+    except ValueError:
+        return np.full((size, size), -1.0, np.float32)
+
+
+class RenderedSketches(torch.utils.data.Dataset):
+    """Uncorrupted renderings of a SketchSet (or a list of stroke-3 arrays): item = (image (1,N,N), label)."""
+
+    def __init__(self, sketches, labels: Sequence[int] | np.ndarray, *, image_size: int, render_mode: str):
+        self.sketches, self.labels = sketches, np.asarray(labels, dtype=np.int64)
+        self.image_size, self.render_mode = image_size, render_mode
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = render_or_blank(self.sketches[i], self.image_size, self.render_mode)
+        return torch.from_numpy(img)[None], int(self.labels[i])
+
+
+def jitter(images: torch.Tensor, cfg: ClassifierConfig, generator: torch.Generator) -> torch.Tensor:
+    """Random small affine transform of images (B, 1, N, N) in [-1, 1]; the background stays -1."""
+    b = images.shape[0]
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, generator=generator)
+
+    scale = uniform(1 - cfg.jitter_scale, 1 + cfg.jitter_scale)
+    angle = uniform(-cfg.jitter_rotate, cfg.jitter_rotate) * math.pi / 180
+    shift = uniform(-2 * cfg.jitter_shift, 2 * cfg.jitter_shift), uniform(-2 * cfg.jitter_shift, 2 * cfg.jitter_shift)
+    flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0) if cfg.jitter_flip else torch.ones(b)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, shift[0]], 1),
+                         torch.stack([sin * flip, cos, shift[1]], 1)], 1).to(images)  # (B, 2, 3) output -> input
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    ink = F.grid_sample((images + 1) / 2, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return ink * 2 - 1
+
+
+def _lr_at(cfg: ClassifierConfig, step: int) -> float:
+    warm = max(1, int(0.02 * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _infinite_loader(dataset: torch.utils.data.Dataset, cfg: ClassifierConfig, num_workers: int):
+    """Batches of uniformly drawn training items, forever (a fresh seeded permutation per pass)."""
+    epoch = 0
+    while True:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=len(dataset) >= cfg.batch_size,
+            num_workers=num_workers, persistent_workers=False)
+        yield from loader
+        epoch += 1
+
+
+@torch.no_grad()
+def evaluate_accuracy(clf: Classifier, sketches, labels: np.ndarray, *, batch_size: int = 256, num_workers: int = 0,
+                      progress: bool = False) -> dict[str, Any]:
+    """Accuracy of ``clf`` on uncorrupted renderings of ``sketches`` with ``labels`` (N,) in clf's label space.
+
+    Returns ``accuracy``, ``n`` and ``per_category`` (name -> accuracy, NaN-free: categories without sketches
+    are left out)."""
+    from .metrics import accuracy
+
+    data = RenderedSketches(sketches, labels, image_size=clf.image_size, render_mode=clf.render_mode)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=num_workers)
+    preds = []
+    if progress:
+        from tqdm import tqdm
+        loader = tqdm(loader, desc="classifier test", unit="batch", dynamic_ncols=True)
+    for images, _ in loader:
+        preds.append(classify(clf, images, batch_size)[0])
+    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    per_cat = {name: accuracy(pred[labels == c], labels[labels == c])
+               for c, name in enumerate(clf.categories) if (labels == c).any()}
+    return {"accuracy": accuracy(pred, labels), "n": int(len(labels)), "per_category": per_cat}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training
+
+
+def train_classifier(
+    data_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    steps: int = 10_000,
+    batch_size: int = 128,
+    image_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    num_workers: int = 2,
+    render_mode: str = "reference",
+    max_seq_len: int = 200,
+    width: float = 1.0,
+    test_split: str = "test",
+    progress: bool = True,
+) -> Path:
+    """Train Sketch-a-Net on the uncorrupted training sketches of ``data_paths`` (one category per file).
+
+    Saves ``out_dir/classifier.pt`` (weights, config, category list, test accuracy) and ``out_dir/classifier.json``
+    (the same without weights), both atomically, and returns the checkpoint path. The test accuracy is measured on
+    the uncorrupted ``test_split`` sketches (QuickDraw .ndjson files have no split: there it is on the same
+    drawings as training, and the report says so).
+    """
+    from .data import load_sketches
+
+    cfg = ClassifierConfig(image_size=image_size, render_mode=render_mode, max_seq_len=max_seq_len, width=width,
+                           steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    paths = [str(p) for p in data_paths]
+    train_set = load_sketches(paths, split="train", max_seq_len=max_seq_len)
+    categories = list(train_set.categories)
+    if len(train_set) == 0:
+        raise ValueError(f"no training sketches with <= {max_seq_len} points in {paths}")
+    torch.manual_seed(seed)
+    dev = pick_device(device)
+    net = build_network(cfg, len(categories)).to(dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    data = RenderedSketches(train_set, train_set.labels, image_size=image_size, render_mode=render_mode)
+    batches = _infinite_loader(data, cfg, num_workers)
+    gen = torch.Generator().manual_seed(seed + 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc="train-classifier", unit="step", dynamic_ncols=True)
+    history = []
+    net.train()
+    for step in range(steps):
+        images, labels = next(batches)
+        images = jitter(images, cfg, gen).to(dev)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(cfg, step)
+        logits = net(images)
+        loss = F.cross_entropy(logits, labels.to(dev))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        acc = float((logits.argmax(1).cpu() == labels).float().mean())
+        if step % 50 == 0 or step == steps - 1:
+            history.append({"step": step, "loss": float(loss), "train_batch_accuracy": acc})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{acc:.2f}")
+    if bar is not None:
+        bar.close()
+
+    net.eval()
+    clf = Classifier(net=net, categories=categories, image_size=image_size, render_mode=render_mode, device=dev)
+    test_set = load_sketches(paths, split=test_split, max_seq_len=max_seq_len)
+    test_labels = _map_labels(test_set.categories, test_set.labels, categories)
+    test = evaluate_accuracy(clf, test_set, test_labels, num_workers=num_workers, progress=progress)
+    same_drawings = all(str(p).endswith(".ndjson") for p in paths)
+    meta = {
+        "format": FORMAT,
+        "version": __version__,
+        "torch": torch.__version__,
+        "config": dataclasses.asdict(cfg),
+        "categories": categories,
+        "data_paths": paths,
+        "n_train": len(train_set),
+        "test_split": test_split,
+        "n_test": test["n"],
+        "test_accuracy": test["accuracy"],
+        "per_category_test_accuracy": test["per_category"],
+        "test_note": ("ndjson files have no train/test split: the test accuracy is on the training drawings"
+                      if same_drawings else "uncorrupted sketches of the test split"),
+        "architecture": "Sketch-a-Net (Yu et al. 2015), single network, adapted to image_size "
+                        f"{image_size}: {net.geometry}",
+        "history": history,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT_NAME
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    with atomic_path(ckpt_path) as tmp:
+        torch.save({**meta, "model": state}, tmp)
+    with atomic_write(out / REPORT_NAME, "w") as f:
+        json.dump(meta, f, indent=2)
+    return ckpt_path
+
+
+def _map_labels(names: Sequence[str], labels: np.ndarray, categories: Sequence[str]) -> np.ndarray:
+    """Labels (N,) indexing ``names`` -> labels indexing ``categories`` (ValueError for an unknown category)."""
+    index = {c: i for i, c in enumerate(categories)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise ValueError(f"categories {missing} are not among the classifier's {list(categories)}")
+    lut = np.array([index[n] for n in names], dtype=np.int64)
+    return lut[np.asarray(labels, dtype=np.int64)]
+
+
+map_labels = _map_labels
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-classifier", help="train the Sketch-a-Net classifier for recognition accuracy",
+        description="Train Sketch-a-Net on the uncorrupted training sketches (one category per file) and report "
+                    "its accuracy on the uncorrupted test sketches. Pass the result to `sketchheal evaluate "
+                    "--classifier`.",
+    )
+    p.add_argument("data", nargs="+", metavar="DATA", help="sketch-rnn .npz or QuickDraw .ndjson files")
+    p.add_argument("-o", "--out", required=True, help="output folder (classifier.pt, classifier.json)")
+    p.add_argument("--steps", type=int, default=10_000, help="optimiser steps (default 10000)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
+    p.add_argument("--image-size", type=int, default=128, help="input side in pixels (default 128)")
+    p.add_argument("--render-mode", default="reference", choices=("reference", "fast"),
+                   help="how sketches are drawn (default reference, as the healing model)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers that render (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.set_defaults(func=_cli_train_classifier)
+
+
+def _cli_train_classifier(args: argparse.Namespace) -> int:
+    path = train_classifier(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
+                            image_size=args.image_size, lr=args.lr, seed=args.seed, device=args.device,
+                            num_workers=args.workers, render_mode=args.render_mode, progress=not args.no_progress)
+    meta = json.loads((path.parent / REPORT_NAME).read_text())
+    print(json.dumps({"checkpoint": str(path), "test_accuracy": meta["test_accuracy"], "n_test": meta["n_test"],
+                      "categories": len(meta["categories"]), "note": meta["test_note"]}, indent=2))
+    return 0
