@@ -1,0 +1,252 @@
+"""Release directories from training checkpoints (``sketchheal export``) and from the published Lmser-pix2seq weights
+(``sketchheal import-reference``).
+
+A release directory is what ``LmserPix2Seq.save_pretrained`` writes: ``model.safetensors`` + ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import PAPER_CATEGORIES, Config, ModelConfig
+from .model.pix2seq import LmserPix2Seq, load_state_dict_checked
+
+# The published code hard-codes this normalisation scale at test time (std of the paper's 17 training sets).
+REFERENCE_SCALE = 44.18034
+CHECKPOINT_KEYS = ("model", "config", "step", "scale", "categories", "max_seq_len", "version")
+
+# Published encoder key prefixes -> ours (LMSER_PIX2SEQ.md, "Layout of the released checkpoints").
+_ENCODER_RENAMES = {
+    "patcher.": "encoder.patch_embed.",
+    "reclinear.": "encoder.to_pixels.",
+    "active.": "encoder.norm_out.",
+    "fc_mu.": "encoder.fc_mu.",
+    "fc_sigma.": "encoder.fc_logvar.",
+}
+_BLOCK_KEY = re.compile(r"^(downsampling|upsampling)([1-4])\.(.+)$")
+_DECODER_PREFIXES = ("fc_hc.", "lstm.", "fc_params.")
+
+
+def reference_key_to_ours(key: str, *, part: str) -> str | None:
+    """Our state-dict key for a published encoder (``part="encoder"``) or decoder key; ``None`` if it has none."""
+    if part == "decoder":
+        return f"decoder.{key}" if key.startswith(_DECODER_PREFIXES) else None
+    if key == "pos_emb":
+        return "encoder.pos_emb"
+    m = _BLOCK_KEY.match(key)
+    if m:
+        path = "down" if m.group(1) == "downsampling" else "up"
+        return f"encoder.{path}.{int(m.group(2)) - 1}.{m.group(3)}"
+    for old, new in _ENCODER_RENAMES.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return None
+
+
+def _load_reference_state(path: Path, what: str) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (the published {what} weights, e.g. "
+                                f"{what}RNN_epoch_150000.pth)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types (pickle, zip, runtime) for a file it cannot read
+        raise ValueError(f"{path}: not a torch state dict readable with weights_only=True ({e})") from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor) of the published {what}")
+    if state and all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _require(state: dict[str, torch.Tensor], keys: list[str], path: Path) -> None:
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}; is this a published Lmser-pix2seq checkpoint?")
+
+
+def reference_model_config(enc: dict[str, torch.Tensor], dec: dict[str, torch.Tensor], *, lmser_loops: int = 2,
+                           encoder_path: Path = Path("encoder"), decoder_path: Path = Path("decoder")) -> ModelConfig:
+    """Infer the ModelConfig of published weights from their shapes (``gmlp_residual="reference"``)."""
+    _require(enc, ["patcher.weight", "pos_emb", "downsampling1.channel_proj1.weight", "fc_mu.weight"], encoder_path)
+    _require(dec, ["lstm.weight_hh_l0", "fc_params.weight"], decoder_path)
+    d_model, _, patch, _ = enc["patcher.weight"].shape  # (d_model, 1, p, p)
+    tokens = enc["pos_emb"].shape[1]  # (1, tokens, d_model)
+    grid = math.isqrt(tokens)
+    if grid * grid != tokens:
+        raise ValueError(f"{encoder_path}: pos_emb has {tokens} tokens, not a square grid")
+    n_out = dec["fc_params.weight"].shape[0]  # (6M + 3, H)
+    if (n_out - 3) % 6:
+        raise ValueError(f"{decoder_path}: fc_params has {n_out} outputs, not 6M + 3")
+    return ModelConfig(
+        encoder="gmlp",
+        image_size=grid * patch,
+        patch_size=patch,
+        d_model=d_model,
+        d_ffn=enc["downsampling1.channel_proj1.weight"].shape[0],
+        lmser_loops=lmser_loops,
+        gmlp_residual="reference",
+        z_size=enc["fc_mu.weight"].shape[0],
+        dec_hidden=dec["lstm.weight_hh_l0"].shape[1],
+        num_mixtures=(n_out - 3) // 6,
+        dropout=0.0,
+    )
+
+
+def reference_to_model(enc: dict[str, torch.Tensor], dec: dict[str, torch.Tensor], *, lmser_loops: int = 2,
+                       encoder_path: Path = Path("encoder"),
+                       decoder_path: Path = Path("decoder")) -> LmserPix2Seq:
+    """Build an ``LmserPix2Seq`` holding the published weights; every key and shape is checked."""
+    cfg = reference_model_config(enc, dec, lmser_loops=lmser_loops, encoder_path=encoder_path,
+                                 decoder_path=decoder_path)
+    model = LmserPix2Seq(cfg)
+    own = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    problems: list[str] = []
+    for part, state, path in (("encoder", enc, encoder_path), ("decoder", dec, decoder_path)):
+        unexpected, shapes = [], []
+        for key, value in state.items():
+            ours = reference_key_to_ours(key, part=part)
+            if ours is None or ours not in own:
+                unexpected.append(key)
+            elif value.shape != own[ours].shape:
+                shapes.append(f"{key}: {tuple(value.shape)}, expected {tuple(own[ours].shape)}")
+            else:
+                mapped[ours] = value.detach().to(torch.float32)
+        expected = {k for k in own if k.startswith(f"{part}.")}
+        covered = {reference_key_to_ours(k, part=part) for k in state}
+        missing = sorted(k for k in expected if k not in covered)
+        if missing:
+            problems.append(f"{path}: missing keys (our names) {missing}")
+        if unexpected:
+            problems.append(f"{path}: unexpected keys {sorted(unexpected)}")
+        if shapes:
+            problems.append(f"{path}: shape mismatches [{'; '.join(sorted(shapes))}]")
+    if problems:
+        raise ValueError("published weights do not fit: " + " | ".join(problems))
+    load_state_dict_checked(model, mapped, source=f"{encoder_path} + {decoder_path}")
+    return model.eval()
+
+
+def import_reference(encoder_path: str | Path, decoder_path: str | Path, out_dir: str | Path, *,
+                     scale: float = REFERENCE_SCALE, categories: list[str] | tuple[str, ...] = PAPER_CATEGORIES,
+                     max_seq_len: int = 200, lmser_loops: int = 2,
+                     extra: dict[str, Any] | None = None) -> LmserPix2Seq:
+    """Turn the published ``encoderRNN_*.pth`` + ``decoderRNN_*.pth`` into a release directory; return the model.
+
+    ``scale`` is the offset normalisation the weights were trained with (the published code's 44.18034, the std over
+    dx, dy *and* pen of its training data). The published model's last point is an end token where this package
+    uses a pen-up followed by an end token (see ARCHITECTURE.md): sampling stops at the end token either way.
+    """
+    encoder_path, decoder_path = Path(encoder_path), Path(decoder_path)
+    enc = _load_reference_state(encoder_path, "encoder")
+    dec = _load_reference_state(decoder_path, "decoder")
+    model = reference_to_model(enc, dec, lmser_loops=lmser_loops, encoder_path=encoder_path,
+                               decoder_path=decoder_path)
+    info = {
+        "source": "published Lmser-pix2seq weights (github.com/CMACH508/Lmser-pix2seq)",
+        "encoder_file": encoder_path.name,
+        "decoder_file": decoder_path.name,
+        "data": "QuickDraw (CC BY 4.0), sketch-rnn .npz",
+    }
+    model.save_pretrained(out_dir, scale=scale, max_seq_len=max_seq_len, categories=list(categories),
+                          extra={**info, **(extra or {})})
+    return model
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes (DDP ``module.``, torch.compile ``_orig_mod.``) shared by every key."""
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, *,
+                      extra: dict[str, Any] | None = None) -> LmserPix2Seq:
+    """Turn a training checkpoint (``sketchheal train``) into a release directory; return the model."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # pickle, zip and runtime errors all mean "not a checkpoint"
+        raise ValueError(f"{path}: not a torch checkpoint ({e})") from e
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path}: not a sketchheal training checkpoint (a dict with keys {list(CHECKPOINT_KEYS)})")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        hint = " (a state dict? use a checkpoint written by `sketchheal train`)" if "model" not in ckpt else ""
+        raise ValueError(f"{path}: not a sketchheal training checkpoint: missing key(s) {missing}{hint}")
+    try:
+        cfg = Config.from_dict(ckpt["config"])
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: bad config in checkpoint: {e}") from e
+    model = LmserPix2Seq(cfg.model)
+    load_state_dict_checked(model, _strip_prefixes(dict(ckpt["model"])), source=str(path))
+    info = {
+        "source": f"training checkpoint {path.name}",
+        "step": ckpt["step"],
+        "trained_with": ckpt["version"],
+        "data": cfg.to_dict()["data"],
+        "train": cfg.to_dict()["train"],
+    }
+    model.save_pretrained(out_dir, scale=float(ckpt["scale"]), max_seq_len=int(ckpt["max_seq_len"]),
+                          categories=list(ckpt["categories"]), extra={**info, **(extra or {})})
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# CLI
+
+def _summary(model: LmserPix2Seq, out_dir: str) -> str:
+    n = model.num_parameters()
+    return f"wrote {out_dir} (encoder {n['encoder']:,} parameters, decoder {n['decoder']:,})"
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else PAPER_CATEGORIES
+    extra = {"license": args.license} if args.license else None
+    model = import_reference(args.encoder, args.decoder, args.out_dir, scale=args.scale, categories=categories,
+                             max_seq_len=args.max_seq_len, lmser_loops=args.lmser_loops, extra=extra)
+    print(_summary(model, args.out_dir))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    extra = {"license": args.license} if args.license else None
+    model = export_checkpoint(args.checkpoint, args.out_dir, extra=extra)
+    print(_summary(model, args.out_dir))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help="turn a training checkpoint into a release directory",
+                              description="Write model.safetensors + config.json from a `sketchheal train` checkpoint.")
+    p.add_argument("checkpoint", help="training checkpoint (.pt) written by `sketchheal train`")
+    p.add_argument("out_dir", help="release directory to write")
+    p.add_argument("--license", default=None, help="licence note stored in config.json's extra")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    p.set_defaults(func=_cmd_export)
+
+    p = subparsers.add_parser("import-reference", help="convert the published Lmser-pix2seq weights",
+                              description="Map the published encoderRNN_*.pth and decoderRNN_*.pth state dicts onto "
+                                          "this package's model (gmlp_residual='reference') and write a release "
+                                          "directory.")
+    p.add_argument("encoder", help="published encoder state dict, e.g. encoderRNN_epoch_150000.pth")
+    p.add_argument("decoder", help="published decoder state dict, e.g. decoderRNN_epoch_150000.pth")
+    p.add_argument("out_dir", help="release directory to write")
+    p.add_argument("--scale", type=float, default=REFERENCE_SCALE,
+                   help=f"offset normalisation the weights were trained with (default {REFERENCE_SCALE})")
+    p.add_argument("--categories", default=None,
+                   help="comma-separated category names (default: the paper's 17)")
+    p.add_argument("--max-seq-len", type=int, default=200, help="longest sketch in points (default 200)")
+    p.add_argument("--lmser-loops", type=int, default=2, help="Lmser feedback loops T (published: 2)")
+    p.add_argument("--license", default=None, help="licence note stored in config.json's extra")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    p.set_defaults(func=_cmd_import)
