@@ -1,0 +1,339 @@
+"""Stroke formats and geometry: stroke-3, stroke-5, absolute polylines, RDP and QuickDraw's simplification.
+
+numpy only. Shapes and conventions (see docs/ARCHITECTURE.md and docs/data.md):
+
+- **stroke-3** ``(n, 3) float32``: rows ``(dx, dy, pen_lifted)``, ``pen_lifted = 1`` on the last point of each
+  stroke. The pen starts at ``p_0 = (0, 0)`` and row ``i`` moves it to ``p_{i+1} = p_i + (dx_i, dy_i)``; the
+  segment ``p_i -> p_{i+1}`` is drawn unless row ``i - 1`` lifted the pen (then it is a move to a new stroke).
+  So ``p_0`` is the first point of the first stroke and row 0 is an ordinary, small offset, as in the sketch-rnn
+  ``.npz`` files (``aaron_sheep.npz``: row 0 continues the first stroke like row 1 does).
+- **polylines** ``list[(k, 2)]``: the strokes as absolute points; ``stroke3_to_polylines`` starts at ``(0, 0)``.
+- **stroke-5** ``(max_len + 1, 5) float32``: rows ``(dx, dy, p_down, p_up, p_end)``; the sketch's last point stays a
+  pen-up ``(dx, dy, 0, 1, 0)`` and end tokens ``(0, 0, 0, 0, 1)`` fill the rest (at least one).
+- **QuickDraw drawing**: a list of strokes ``[[x...], [y...]]`` (simplified) or ``[[x...], [y...], [t...]]`` (raw).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# QuickDraw's simplification (https://github.com/googlecreativelab/quickdraw-dataset, "Preprocessing"):
+# larger side scaled to this, resampled at this spacing, then RDP with this epsilon.
+QUICKDRAW_SIZE = 255.0
+QUICKDRAW_SPACING = 1.0
+QUICKDRAW_EPSILON = 2.0
+
+END_TOKEN = np.array([0, 0, 0, 0, 1], np.float32)
+SOS_TOKEN = np.array([0, 0, 1, 0, 0], np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def validate(s3: np.ndarray, name: str = "sketch") -> np.ndarray:
+    """Check that ``s3`` is a usable stroke-3 sketch and return it as an ``(n, 3)`` array (not copied).
+
+    Raises ``ValueError`` (the message starts with ``name``) for: a wrong shape, an empty sketch, NaN or inf
+    values, pen values other than 0/1, and a one-point sketch (every offset zero: nothing to draw).
+    """
+    a = np.asarray(s3)
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise ValueError(f"{name}: expected a stroke-3 array of shape (n, 3), got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name}: the sketch is empty (0 points)")
+    if not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"{name}: expected numbers, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        bad = int(np.argwhere(~np.isfinite(a))[0, 0])
+        raise ValueError(f"{name}: contains NaN or inf (first at point {bad})")
+    pen = a[:, 2]
+    if not np.isin(pen, (0, 1)).all():
+        bad = int(np.flatnonzero(~np.isin(pen, (0, 1)))[0])
+        raise ValueError(f"{name}: pen_lifted must be 0 or 1, got {pen[bad]!r} at point {bad}")
+    if not np.any(a[:, :2]):
+        raise ValueError(f"{name}: a one-point sketch (every offset is zero), nothing to draw")
+    return a
+
+
+def clean(s3: np.ndarray, max_len: int | None = 200, clip: float | None = 1000.0) -> np.ndarray | None:
+    """The published filtering of one sketch: validate, drop if longer than ``max_len``, clip offsets, float32.
+
+    Returns ``(n, 3) float32`` with ``dx, dy`` clipped to ``[-clip, clip]``, or ``None`` when ``n > max_len``
+    (``None`` disables either limit). Raises ``ValueError`` for invalid input (see :func:`validate`).
+    """
+    a = validate(s3)
+    if max_len is not None and len(a) > max_len:
+        return None
+    out = a.astype(np.float32, copy=True)
+    if clip is not None:
+        np.clip(out[:, :2], -clip, clip, out=out[:, :2])
+    return out
+
+
+# -------------------------------------------------------------------------------------------- stroke-5 <-> 3
+def to_stroke5(s3: np.ndarray, max_len: int) -> np.ndarray:
+    """stroke-3 ``(n, 3)`` -> stroke-5 ``(max_len + 1, 5) float32`` (sketch-rnn convention, see module doc).
+
+    The last point is always a pen-up; rows ``n .. max_len`` are end tokens. Raises ``ValueError`` if
+    ``n > max_len``.
+    """
+    s3 = np.asarray(s3)
+    n = len(s3)
+    if n > max_len:
+        raise ValueError(f"sketch has {n} points, more than max_len={max_len}; filter it out or raise max_len")
+    out = np.zeros((max_len + 1, 5), np.float32)
+    out[:n, :2] = s3[:, :2]
+    lifted = s3[:, 2] > 0.5
+    if n:
+        lifted = lifted.copy()
+        lifted[-1] = True
+    out[:n, 3] = lifted
+    out[:n, 2] = ~lifted
+    out[n:, 4] = 1
+    return out
+
+
+def stroke5_to_stroke3(s5: np.ndarray) -> np.ndarray:
+    """stroke-5 ``(L, 5)`` -> stroke-3 ``(n, 3) float32``, stopping before the first end token.
+
+    A row's pen state is the largest of its three pen values, so one-hot rows and probabilities both work.
+    """
+    s5 = np.asarray(s5, np.float32)
+    if s5.ndim != 2 or s5.shape[1] != 5:
+        raise ValueError(f"expected a stroke-5 array of shape (L, 5), got shape {s5.shape}")
+    state = np.argmax(s5[:, 2:5], axis=1)
+    ends = np.flatnonzero(state == 2)
+    n = int(ends[0]) if len(ends) else len(s5)
+    out = np.empty((n, 3), np.float32)
+    out[:, :2] = s5[:n, :2]
+    out[:, 2] = state[:n] == 1
+    return out
+
+
+def decoder_io(s5: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forcing pair for a stroke-5 ``(L, 5)``: input ``[SOS, s5[:-1]]`` and target ``s5``, both ``(L, 5)``."""
+    s5 = np.asarray(s5, np.float32)
+    inputs = np.concatenate([SOS_TOKEN[None], s5[:-1]], 0)
+    return inputs, s5
+
+
+# ------------------------------------------------------------------------------------------- polylines <-> 3
+def stroke3_to_polylines(s3: np.ndarray, start: Sequence[float] = (0.0, 0.0)) -> list[np.ndarray]:
+    """stroke-3 ``(n, 3)`` -> absolute strokes ``list[(k, 2) float64]``; the pen starts at ``start`` (``p_0``).
+
+    ``p_0 .. p_n`` are split after every point whose row lifted the pen; all ``n + 1`` points are returned.
+    """
+    s3 = np.asarray(s3, np.float64)
+    if s3.ndim != 2 or s3.shape[1] != 3:
+        raise ValueError(f"expected a stroke-3 array of shape (n, 3), got shape {s3.shape}")
+    pts = np.empty((len(s3) + 1, 2), np.float64)
+    pts[0] = start
+    np.cumsum(s3[:, :2], axis=0, out=pts[1:])
+    pts[1:] += pts[0]
+    # point i+1 ends a stroke when row i lifted the pen; split after it.
+    cuts = np.flatnonzero(s3[:, 2] > 0.5) + 2
+    cuts = cuts[cuts < len(pts)]
+    return [p for p in np.split(pts, cuts) if len(p)]
+
+
+def polylines_to_stroke3(lines: Sequence[np.ndarray]) -> np.ndarray:
+    """Absolute strokes ``list[(k, 2)]`` -> stroke-3 ``(n, 3) float32`` (row-0 convention in the module doc).
+
+    The first point of the first stroke becomes the origin ``p_0`` and is not a row, so ``N`` points give
+    ``N - 1`` rows; row 0 is the small offset from the first point to the second. A first stroke of a single
+    point is doubled (a zero offset with the pen lifted) so that the dot survives. Empty strokes are skipped.
+    Raises ``ValueError`` when there are no points.
+    """
+    strokes = [np.asarray(s, np.float64).reshape(-1, 2) for s in lines]
+    strokes = [s for s in strokes if len(s)]
+    if not strokes:
+        raise ValueError("no points: every stroke is empty")
+    if len(strokes[0]) == 1:
+        strokes[0] = np.repeat(strokes[0], 2, axis=0)
+    pts = np.concatenate(strokes, 0)
+    ends = np.cumsum([len(s) for s in strokes]) - 1  # index of each stroke's last point
+    out = np.zeros((len(pts) - 1, 3), np.float32)
+    out[:, :2] = np.diff(pts, axis=0)
+    out[ends - 1, 2] = 1  # row i reaches point i + 1
+    return out
+
+
+# ------------------------------------------------------------------------------------ geometry, normalisation
+def absolute_points(s3: np.ndarray) -> np.ndarray:
+    """Pen positions ``p_0 .. p_n`` ``(n + 1, 2) float64`` of a stroke-3 sketch, ``p_0 = (0, 0)``."""
+    s3 = np.asarray(s3, np.float64)
+    pts = np.zeros((len(s3) + 1, 2), np.float64)
+    np.cumsum(s3[:, :2], axis=0, out=pts[1:])
+    return pts
+
+
+def bounds(s3: np.ndarray) -> tuple[float, float, float, float]:
+    """``(min_x, min_y, max_x, max_y)`` over all pen positions ``p_0 .. p_n`` (``p_0 = (0, 0)``)."""
+    pts = absolute_points(s3)
+    lo, hi = pts.min(0), pts.max(0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def normalize(s3: np.ndarray, scale: float) -> np.ndarray:
+    """Divide ``dx, dy`` by ``scale`` (the training split's std, see ``data.compute_scale``); ``(n, 3) float32``."""
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    out = np.array(s3, np.float32, copy=True)
+    out[:, :2] /= np.float32(scale)
+    return out
+
+
+def denormalize(s3: np.ndarray, scale: float) -> np.ndarray:
+    """Inverse of :func:`normalize`: multiply ``dx, dy`` by ``scale``; ``(n, 3) float32``."""
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    out = np.array(s3, np.float32, copy=True)
+    out[:, :2] *= np.float32(scale)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ RDP
+def _line_distances(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of points ``p (m, 2)`` to the infinite lines through ``a (m, 2)`` and ``b (m, 2)``.
+
+    Where ``a == b`` the distance to ``a`` is used.
+    """
+    d = b - a
+    length = np.hypot(d[:, 0], d[:, 1])
+    rel = p - a
+    cross = np.abs(d[:, 0] * rel[:, 1] - d[:, 1] * rel[:, 0])
+    point = np.hypot(rel[:, 0], rel[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(length > 0, cross / np.where(length > 0, length, 1.0), point)
+
+
+def rdp_mask(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """Ramer-Douglas-Peucker: boolean mask ``(k,)`` of the points of ``points (k, 2)`` that are kept.
+
+    Same result as the recursive algorithm (a point is kept when it is the farthest from the chord of its
+    interval, at a distance > ``epsilon``, ties going to the first), but all intervals of one recursion level
+    are processed together with numpy, so the cost is O(k) per level instead of one Python call per interval.
+    """
+    p = np.asarray(points, np.float64)
+    k = len(p)
+    keep = np.zeros(k, bool)
+    if k == 0:
+        return keep
+    keep[[0, -1]] = True
+    open_ = np.ones(k, bool)
+    open_[[0, -1]] = False
+    idx = np.arange(k)
+    while open_.any():
+        left = np.maximum.accumulate(np.where(keep, idx, 0))
+        right = np.minimum.accumulate(np.where(keep, idx, k - 1)[::-1])[::-1]
+        cand = np.flatnonzero(open_)
+        a, b = left[cand], right[cand]
+        dist = _line_distances(p[cand], p[a], p[b])
+        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])  # candidates are grouped by interval
+        counts = np.diff(np.r_[starts, len(cand)])
+        gmax = np.maximum.reduceat(dist, starts)
+        group = np.repeat(np.arange(len(starts)), counts)
+        at_max = np.flatnonzero(dist == gmax[group])
+        first = at_max[np.r_[True, group[at_max][1:] != group[at_max][:-1]]]  # first argmax of each group
+        split = gmax > epsilon
+        chosen = cand[first[split]]
+        keep[chosen] = True
+        open_[cand[~split[group]]] = False  # intervals within epsilon are done
+        open_[chosen] = False
+    return keep
+
+
+def rdp(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """Ramer-Douglas-Peucker simplification of one polyline ``(k, 2)`` -> ``(m, 2)``, endpoints kept."""
+    p = np.asarray(points)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"expected points of shape (k, 2), got shape {p.shape}")
+    return p[rdp_mask(p, epsilon)]
+
+
+# --------------------------------------------------------------------------------------- QuickDraw pipeline
+def quickdraw_to_polylines(drawing: Sequence[Sequence[Sequence[float]]]) -> list[np.ndarray]:
+    """QuickDraw strokes ``[[x...], [y...](, [t...])]`` -> ``list[(k, 2) float64]`` (timestamps dropped).
+
+    Raises ``ValueError`` for a stroke that is not two or three equally long coordinate lists.
+    """
+    lines = []
+    for i, stroke in enumerate(drawing):
+        if not isinstance(stroke, (list, tuple, np.ndarray)) or len(stroke) not in (2, 3):
+            raise ValueError(f"stroke {i}: expected [[x...], [y...]] or [[x...], [y...], [t...]]")
+        xs, ys = stroke[0], stroke[1]
+        try:
+            line = np.array([xs, ys], np.float64).T
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"stroke {i}: x and y must be equally long lists of numbers ({e})") from None
+        if line.ndim != 2 or line.shape[1] != 2:
+            raise ValueError(f"stroke {i}: x and y must be equally long lists of numbers")
+        if not np.isfinite(line).all():
+            raise ValueError(f"stroke {i}: contains NaN or inf")
+        lines.append(line)
+    return lines
+
+
+def polylines_to_quickdraw(lines: Sequence[np.ndarray]) -> list[list[list[float | int]]]:
+    """``list[(k, 2)]`` -> QuickDraw strokes ``[[x...], [y...]]``; integral values become ``int``."""
+    out = []
+    for line in lines:
+        line = np.asarray(line)
+        if np.all(line == np.round(line)):
+            line = line.astype(np.int64)
+        out.append([line[:, 0].tolist(), line[:, 1].tolist()])
+    return out
+
+
+def resample(line: np.ndarray, spacing: float = 1.0) -> np.ndarray:
+    """Points every ``spacing`` along a polyline ``(k, 2)``, plus its last point -> ``(m, 2) float64``.
+
+    A stroke of zero length (one point, or all points equal) gives its first point twice, as QuickDraw does.
+    """
+    p = np.asarray(line, np.float64)
+    if len(p) == 0:
+        return p.reshape(0, 2)
+    seg = np.hypot(*np.diff(p, axis=0).T)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    total = cum[-1]
+    if total == 0:
+        return p[[0, 0]]
+    t = np.arange(0.0, total, spacing)
+    if t[-1] < total:
+        t = np.append(t, total)
+    # np.interp needs increasing abscissae: drop repeated points (zero-length segments).
+    moved = np.r_[True, seg > 0]
+    return np.stack([np.interp(t, cum[moved], p[moved, 0]), np.interp(t, cum[moved], p[moved, 1])], 1)
+
+
+def simplify_polylines(lines: Sequence[np.ndarray], size: float = QUICKDRAW_SIZE,
+                       spacing: float = QUICKDRAW_SPACING, epsilon: float = QUICKDRAW_EPSILON) -> list[np.ndarray]:
+    """QuickDraw's simplification of absolute strokes ``list[(k, 2)]`` -> ``list[(m, 2) int32]``.
+
+    Align to the top-left (minimum 0), scale uniformly so that the larger side is ``size``, resample every
+    stroke at ``spacing``, simplify each with RDP at ``epsilon``, round to integers. Empty strokes are dropped;
+    a zero-length stroke (a dot) keeps two equal points. Raises ``ValueError`` when there are no points.
+    """
+    strokes = [np.asarray(s, np.float64).reshape(-1, 2) for s in lines]
+    strokes = [s for s in strokes if len(s)]
+    if not strokes:
+        raise ValueError("the drawing has no points")
+    allp = np.concatenate(strokes, 0)
+    lo = allp.min(0)
+    extent = float((allp.max(0) - lo).max())
+    out = []
+    for s in strokes:
+        s = (s - lo) * size / extent if extent > 0 else s - lo
+        s = rdp(resample(s, spacing), epsilon)
+        out.append(np.round(s).astype(np.int32))
+    return out
+
+
+def simplify_quickdraw(raw_strokes: Sequence[Sequence[Sequence[float]]]) -> list[np.ndarray]:
+    """Google's raw -> simplified pipeline on a raw QuickDraw drawing ``[[[x...], [y...], [t...]], ...]``.
+
+    Returns ``list[(m, 2) int32]`` in 0..255 (see :func:`simplify_polylines`). On the shared sample
+    (250 drawings of 10 categories) it reproduces Google's simplified file exactly for about 9 drawings in 10;
+    the rest differ where RDP meets equally distant points (see docs/data.md).
+    """
+    return simplify_polylines(quickdraw_to_polylines(raw_strokes))
