@@ -1,0 +1,792 @@
+"""Evaluate sketch-healing models: retrieval top-k and recognition accuracy at fixed, reproducible masks.
+
+Protocol (``docs/evaluation.md`` says it in full and compares it with each published variant):
+
+1. Sketches: the ``split`` of the given category files, filtered to the longest ``max_seq_len`` among the models
+   (and then, per model, to that model's ``max_seq_len``), optionally the first ``max_per_category`` of each
+   category. Sketch ``i`` of this *evaluation set* is corrupted with row ``i`` of a ``MaskTable`` (seeded, saved as
+   ``masks.npy``; or loaded from a file), so the masks are identical for every model and nested across ``p``.
+2. Per model and mask level ``p``: the corrupted image (the model's own size and render mode) is encoded; its
+   mean code ``mu`` is decoded into the healed sketch (temperature ``temperature``, seeded); the healed sketch is
+   rendered again, uncorrupted, and encoded (mean) = the *healed code*.
+3. Retrieval: gallery = mean codes of the uncorrupted sketches; query = healed codes ("healed -> originals"), and
+   the reverse ("originals -> healed": query = original codes, gallery = healed codes). Top-k = own counterpart
+   among the k nearest (Euclidean), plus the published off-by-one "top-10 over the first 9 neighbours".
+4. Recognition (>= 2 categories and a classifier): fraction of healed sketches that the classifier assigns to the
+   original's category; its accuracy on the uncorrupted sketches is the ceiling.
+5. Floor: the same metrics with no healing (query = code of the corrupted image; classifier on the corrupted
+   image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .fileio import atomic_path, atomic_write
+from .metrics import accuracy, rank_summary, target_ranks, topk_from_ranks
+
+KS = (1, 10, 50)
+MASK_FILE = "masks.npy"
+GRID_COUNT = 8
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def pick_device(name: str | torch.device | None) -> torch.device:
+    """``None``/``auto``: CUDA when available, else CPU."""
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+def parse_masks(text: str | Sequence[float]) -> tuple[float, ...]:
+    """``"0.1,0.3,0.5"`` (or a sequence) -> sorted unique mask probabilities, each in [0, 1]."""
+    items = [t for t in text.split(",") if t.strip()] if isinstance(text, str) else list(text)
+    try:
+        values = sorted({float(v) for v in items})
+    except ValueError:
+        raise ValueError(f"masks {text!r}: give comma-separated probabilities, e.g. 0.1,0.3,0.5") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"masks {text!r}: each mask probability must lie in [0, 1]")
+    return tuple(values)
+
+
+def mask_label(p: float) -> str:
+    """0.3 -> ``"p0.3"`` (folder and key names)."""
+    return f"p{p:g}"
+
+
+def model_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Short unique display names: the folder (or file stem) name, numbered when two coincide."""
+    names = []
+    for p in paths:
+        path = Path(p)
+        base = path.stem if path.is_file() else path.name
+        if base in ("ckpt_last", "ckpt_best", "model") and path.parent.name:
+            base = f"{path.parent.name}/{base}"
+        names.append(base or str(p))
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if names.count(n) == 1 else f"{n}#{seen[n]}")
+    return out
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe version of a model or category name (spaces kept)."""
+    return "".join(c if c.isalnum() or c in " ._-" else "_" for c in name).strip() or "_"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _git_commit() -> str | None:
+    from .paths import repo_root
+
+    root = repo_root()
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def versions() -> dict[str, Any]:
+    import cv2
+
+    return {"sketchheal": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__, "python": platform.python_version()}
+
+
+def blank(size: int) -> np.ndarray:
+    return np.full((size, size), -1.0, np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the evaluation set and its masks
+
+
+@dataclass
+class EvalSet:
+    """The sketches every model is evaluated on, and their masks.
+
+    sketches: the SketchSet (after the length filter and ``max_per_category``); labels (n,) index ``categories``;
+    lengths (n,) points per sketch; masks: the MaskTable whose row i corrupts sketch i.
+    """
+
+    sketches: Any
+    categories: list[str]
+    labels: np.ndarray
+    lengths: np.ndarray
+    masks: Any
+    info: dict[str, Any]
+
+
+def first_per_category(labels: np.ndarray, n: int | None) -> np.ndarray:
+    """Indices of the first ``n`` items of each label, in their original order (all when n is None)."""
+    labels = np.asarray(labels)
+    if n is None:
+        return np.arange(len(labels))
+    if n < 1:
+        raise ValueError(f"max_per_category must be >= 1, got {n}")
+    keep = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        keep[np.nonzero(labels == c)[0][:n]] = True
+    return np.nonzero(keep)[0]
+
+
+def build_eval_set(data_paths: Sequence[str | os.PathLike], *, split: str, max_seq_len: int,
+                   max_per_category: int | None, seed: int, mask_table: str | os.PathLike | None,
+                   out_dir: Path) -> EvalSet:
+    """Load the split, keep sketches with <= max_seq_len points and the first max_per_category per category,
+    then make (seed) or load (mask_table) the MaskTable and write it to ``out_dir/masks.npy``."""
+    from .data import load_sketches
+    from .render import MaskTable
+
+    paths = [str(p) for p in data_paths]
+    full = load_sketches(paths, split=split, max_seq_len=max_seq_len)
+    idx = first_per_category(np.asarray(full.labels), max_per_category)
+    sketches = full.subset(idx) if len(idx) != len(full) else full
+    if len(sketches) == 0:
+        raise ValueError(f"no {split!r} sketches with <= {max_seq_len} points in {paths}")
+    labels = np.asarray(sketches.labels, dtype=np.int64)
+    lengths = np.asarray(sketches.lengths, dtype=np.int64)
+    n = len(sketches)
+    out_file = out_dir / MASK_FILE
+    if mask_table is not None:
+        src = Path(mask_table)
+        masks = MaskTable.load(src, n_sketches=n)
+        if masks.n_sketches > n:  # keep the rows of this evaluation set
+            masks = MaskTable.from_array(np.asarray(masks.table)[:n])
+        source = {"loaded_from": str(src), "rows_in_file": int(np.load(src, mmap_mode="r").shape[0])}
+        seed_used = None
+    else:
+        masks = MaskTable(n, seed)
+        source = {"generated": True}
+        seed_used = seed
+    masks.save(out_file)
+    categories = list(sketches.categories)
+    per_cat = {c: int((labels == i).sum()) for i, c in enumerate(categories)}
+    info = {
+        "paths": paths, "split": split, "max_seq_len_filter": int(max_seq_len),
+        "max_per_category": max_per_category, "n_sketches": n, "n_per_category": per_cat,
+        "dropped_by_loader": {k: int(v) for k, v in dict(getattr(full, "dropped", {}) or {}).items()},
+        "n_in_split_after_filter": len(full),
+        "mask_table": {"file": MASK_FILE, "shape": list(np.asarray(masks.table).shape), "seed": seed_used,
+                       "sha256": _sha256(out_file), **source},
+    }
+    return EvalSet(sketches=sketches, categories=categories, labels=labels, lengths=lengths, masks=masks, info=info)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# rendering workers
+
+
+class _InputImages(torch.utils.data.Dataset):
+    """Item i = clean image (1,N,N) and corrupted images (P,1,N,N) of sketch ``ids[i]``; with a classifier of
+    another size/mode also its clean (1,M,M) and corrupted (P,1,M,M) images; plus erased fractions (P,)."""
+
+    def __init__(self, sketches, ids: np.ndarray, masks, ps: Sequence[float], size: int, mode: str,
+                 clf_size: int | None, clf_mode: str | None):
+        self.sketches, self.ids, self.masks, self.ps = sketches, ids, masks, list(ps)
+        self.size, self.mode, self.clf_size, self.clf_mode = size, mode, clf_size, clf_mode
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _images(self, s3: np.ndarray, u: np.ndarray, size: int, mode: str) -> tuple[np.ndarray, np.ndarray,
+                                                                                        np.ndarray]:
+        from .render import corrupt
+
+        clean, corrupted, erased = None, [], []
+        for p in self.ps:
+            try:
+                c = corrupt(s3, u, p, size=size, mode=mode)
+            except ValueError:  # a sketch the renderer cannot draw (no ink): blank
+                corrupted.append(blank(size))
+                erased.append(0.0)
+                clean = blank(size) if clean is None else clean
+                continue
+            clean = c.clean if clean is None else clean
+            corrupted.append(c.corrupted)
+            erased.append(float(c.erased.mean()) if c.erased.size else 0.0)
+        return clean, np.stack(corrupted), np.asarray(erased, np.float32)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        sid = int(self.ids[i])
+        s3, u = self.sketches[sid], self.masks.uniforms(sid)
+        clean, corrupted, erased = self._images(s3, u, self.size, self.mode)
+        item = {"clean": torch.from_numpy(clean)[None], "corrupted": torch.from_numpy(corrupted)[:, None],
+                "erased": torch.from_numpy(erased)}
+        if self.clf_size is not None:
+            c_clean, c_corrupted, _ = self._images(s3, u, self.clf_size, self.clf_mode)
+            item["clf_clean"] = torch.from_numpy(c_clean)[None]
+            item["clf_corrupted"] = torch.from_numpy(c_corrupted)[:, None]
+        return item
+
+
+class _HealedImages(torch.utils.data.Dataset):
+    """Item i = healed sketch i (unnormalised stroke-3) rendered uncorrupted at the model's (and the classifier's)
+    size and mode: dict ``image (1,N,N)`` [+ ``clf_image (1,M,M)``]."""
+
+    def __init__(self, healed: list[np.ndarray], size: int, mode: str, clf_size: int | None,
+                 clf_mode: str | None):
+        self.healed, self.size, self.mode, self.clf_size, self.clf_mode = healed, size, mode, clf_size, clf_mode
+
+    def __len__(self) -> int:
+        return len(self.healed)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from .classifier import render_or_blank
+
+        item = {"image": torch.from_numpy(render_or_blank(self.healed[i], self.size, self.mode))[None]}
+        if self.clf_size is not None:
+            item["clf_image"] = torch.from_numpy(render_or_blank(self.healed[i], self.clf_size, self.clf_mode))[None]
+        return item
+
+
+def _loader(dataset: torch.utils.data.Dataset, batch_size: int, num_workers: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+def _progress(iterable, *, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one model
+
+
+@dataclass
+class ModelRun:
+    """Everything computed for one model, before the metrics: codes (n, Nz) float32 and predicted labels (n,)."""
+
+    ids: np.ndarray                      # evaluation-set indices of the sketches this model saw
+    gallery: np.ndarray                  # codes of the uncorrupted sketches
+    corrupted: list[np.ndarray]          # per mask level: codes of the corrupted images (the floor)
+    healed: list[np.ndarray]             # per mask level: codes of the re-rendered healed sketches
+    erased_fraction: list[float]         # per mask level: mean fraction of patch candidates erased
+    healed_points: list[np.ndarray]      # per mask level: points per healed sketch (n,)
+    pred_clean: np.ndarray | None        # classifier on the uncorrupted sketches (the ceiling)
+    pred_corrupted: list[np.ndarray] | None
+    pred_healed: list[np.ndarray] | None
+    max_len: int                         # the model's max_seq_len (longest healed sketch it can draw)
+    grid: dict[int, dict[str, Any]]      # category -> images for the PNG grid
+
+
+def _model_render_mode(healer) -> str:
+    """The render mode the model was trained with (Healer attribute, else its release metadata, else reference)."""
+    mode = getattr(healer, "render_mode", None)
+    if mode:
+        return str(mode)
+    meta = getattr(healer, "meta", None) or {}
+    extra = meta.get("extra", {}) if isinstance(meta, dict) else {}
+    for d in (extra, extra.get("data", {}) if isinstance(extra.get("data"), dict) else {}, meta):
+        if isinstance(d, dict) and d.get("render_mode"):
+            return str(d["render_mode"])
+    return "reference"
+
+
+@torch.no_grad()
+def _encode(model, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Mean codes ``mu (B, Nz)`` of images (B, 1, N, N)."""
+    return model.encode(images.to(device)).mu.float()
+
+
+def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature: float, greedy: bool, seed: int,
+              batch_size: int, num_workers: int, grid_count: int, progress: bool, desc: str) -> ModelRun:
+    """Encode, heal (decode from the corrupted input's mean code), re-render and re-encode every kept sketch."""
+    from .classifier import classify
+    from .sample import sample
+
+    model, device = healer.model, torch.device(healer.device)
+    model.eval()
+    size, mode, scale = int(healer.image_size), _model_render_mode(healer), float(healer.scale)
+    ids = np.nonzero(ev.lengths <= int(healer.max_seq_len))[0]
+    clf_separate = clf is not None and (clf.image_size != size or clf.render_mode != mode)
+    clf_size = clf.image_size if clf_separate else None
+    clf_mode = clf.render_mode if clf_separate else None
+    grid_ids = {int(c): set(ids[ev.labels[ids] == c][:grid_count].tolist()) for c in np.unique(ev.labels[ids])}
+    grid: dict[int, dict[str, Any]] = {c: {"corrupted": [[] for _ in ps], "healed": [[] for _ in ps], "clean": [],
+                                           "pos": []} for c in grid_ids}
+    gens = [torch.Generator(device=device).manual_seed(seed * 1000 + j) for j in range(len(ps))]
+
+    gallery, corrupted_codes = [], [[] for _ in ps]
+    healed_s3: list[list[np.ndarray]] = [[] for _ in ps]
+    erased = [[] for _ in ps]
+    pred_clean, pred_corrupted = [], [[] for _ in ps]
+    data = _InputImages(ev.sketches, ids, ev.masks, ps, size, mode, clf_size, clf_mode)
+    loader = _loader(data, batch_size, num_workers)
+    pos = 0
+    for batch in _progress(loader, total=len(loader), desc=f"{desc}: heal", enabled=progress):
+        b = batch["clean"].shape[0]
+        batch_ids = ids[pos:pos + b]
+        pos += b
+        gallery.append(_encode(model, batch["clean"], device).cpu())
+        if clf is not None:
+            pred_clean.append(classify(clf, batch["clf_clean" if clf_separate else "clean"])[0])
+        for j in range(len(ps)):
+            images = batch["corrupted"][:, j]
+            mu = _encode(model, images, device)
+            corrupted_codes[j].append(mu.cpu())
+            erased[j].append(batch["erased"][:, j].numpy())
+            strokes = sample(model, mu, max_len=int(healer.max_seq_len), temperature=temperature, greedy=greedy,
+                             generator=gens[j])
+            for s in strokes:
+                s = np.asarray(s, dtype=np.float32).copy()
+                if len(s):
+                    s[:, :2] *= scale
+                healed_s3[j].append(s)
+            if clf is not None:
+                key = "clf_corrupted" if clf_separate else "corrupted"
+                pred_corrupted[j].append(classify(clf, batch[key][:, j])[0])
+        _collect_grid(grid, grid_ids, ev.labels, batch_ids, batch, pos - b)
+
+    healed_codes, pred_healed = [], []
+    for j in range(len(ps)):
+        hdata = _HealedImages(healed_s3[j], size, mode, clf_size, clf_mode)
+        hloader = _loader(hdata, batch_size, num_workers)
+        codes, preds = [], []
+        for batch in _progress(hloader, total=len(hloader), desc=f"{desc}: re-encode {mask_label(ps[j])}",
+                               enabled=progress):
+            codes.append(_encode(model, batch["image"], device).cpu())
+            if clf is not None:
+                preds.append(classify(clf, batch["clf_image" if clf_separate else "image"])[0])
+        healed_codes.append(torch.cat(codes).numpy())
+        pred_healed.append(np.concatenate(preds) if clf is not None else None)
+        for g in grid.values():
+            g["healed"][j] = [healed_s3[j][k] for k in g["pos"]]
+
+    return ModelRun(
+        ids=ids,
+        gallery=torch.cat(gallery).numpy(),
+        corrupted=[torch.cat(c).numpy() for c in corrupted_codes],
+        healed=healed_codes,
+        erased_fraction=[float(np.concatenate(e).mean()) for e in erased],
+        healed_points=[np.array([len(s) for s in h], np.int64) for h in healed_s3],
+        pred_clean=np.concatenate(pred_clean) if clf is not None else None,
+        pred_corrupted=[np.concatenate(p) for p in pred_corrupted] if clf is not None else None,
+        pred_healed=pred_healed if clf is not None else None,
+        max_len=int(healer.max_seq_len),
+        grid=grid,
+    )
+
+
+def _collect_grid(grid: dict[int, dict[str, Any]], grid_ids: dict[int, set], labels: np.ndarray,
+                  batch_ids: np.ndarray, batch: dict[str, torch.Tensor], offset: int) -> None:
+    """Keep the model-size images of the few sketches shown in each category's grid, and their positions in the
+    model's sketch order (to pick their healed sketches later)."""
+    for k, sid in enumerate(batch_ids.tolist()):
+        c = int(labels[sid])
+        if sid not in grid_ids.get(c, ()):
+            continue
+        g = grid[c]
+        g["clean"].append(batch["clean"][k, 0].numpy())
+        g["pos"].append(offset + k)
+        for j in range(len(g["corrupted"])):
+            g["corrupted"][j].append(batch["corrupted"][k, j, 0].numpy())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metrics of one model
+
+
+def _retrieval(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, n_categories: int,
+               device: torch.device) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """Retrieval of each query's own counterpart (same index): overall and per query category."""
+    ranks, ties = target_ranks(query, gallery, np.arange(len(query)), device=device)
+    overall: dict[str, Any] = {**topk_from_ranks(ranks, KS), **rank_summary(ranks),
+                               "n_gallery": int(len(gallery)), "n_tied": int((ties > 0).sum())}
+    per_cat = {c: {**topk_from_ranks(ranks[labels == c], KS), "n": int((labels == c).sum())}
+               for c in range(n_categories) if (labels == c).any()}
+    return overall, per_cat
+
+
+def model_metrics(run: ModelRun, ev: EvalSet, ps: Sequence[float], clf_labels: np.ndarray | None,
+                  device: torch.device) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Per mask level: healed and no-healing retrieval (both directions) and accuracy; also the per-category
+    breakdown and the classifier ceiling. ``clf_labels`` (n_eval,): true labels in the classifier's label space."""
+    labels = ev.labels[run.ids]
+    n_cat = len(ev.categories)
+    # Accuracies compare predictions with the true labels in the classifier's label space (y) and are grouped by
+    # the evaluation-set category (labels).
+    y = clf_labels[run.ids] if clf_labels is not None else None
+    ceiling, ceiling_cat = None, {}
+    if y is not None:
+        ceiling = accuracy(run.pred_clean, y)
+        ceiling_cat = {ev.categories[c]: accuracy(run.pred_clean[labels == c], y[labels == c])
+                       for c in range(n_cat) if (labels == c).any()}
+    rows, per_category = [], {ev.categories[c]: {} for c in np.unique(labels).tolist()}
+    for j, p in enumerate(ps):
+        h_q, h_cat = _retrieval(run.healed[j], run.gallery, labels, n_cat, device)
+        h_r, _ = _retrieval(run.gallery, run.healed[j], labels, n_cat, device)
+        f_q, f_cat = _retrieval(run.corrupted[j], run.gallery, labels, n_cat, device)
+        f_r, _ = _retrieval(run.gallery, run.corrupted[j], labels, n_cat, device)
+        h_acc = f_acc = None
+        h_acc_cat: dict[int, float] = {}
+        f_acc_cat: dict[int, float] = {}
+        if y is not None:
+            h_acc = accuracy(run.pred_healed[j], y)
+            f_acc = accuracy(run.pred_corrupted[j], y)
+            h_acc_cat = {c: accuracy(run.pred_healed[j][labels == c], y[labels == c]) for c in h_cat}
+            f_acc_cat = {c: accuracy(run.pred_corrupted[j][labels == c], y[labels == c]) for c in f_cat}
+        points = run.healed_points[j]
+        rows.append({
+            "mask": p,
+            "erased_fraction": run.erased_fraction[j],
+            "healed": {"healed_to_original": h_q, "original_to_healed": h_r, "accuracy": h_acc},
+            "no_healing": {"corrupted_to_original": f_q, "original_to_corrupted": f_r, "accuracy": f_acc},
+            "healed_sketches": {"empty": int((points == 0).sum()), "mean_points": float(points.mean()),
+                                "hit_max_len": int((points >= run.max_len).sum())},
+        })
+        for c in h_cat:
+            per_category[ev.categories[c]][mask_label(p)] = {
+                "n": h_cat[c]["n"],
+                "healed": {**{k: v for k, v in h_cat[c].items() if k != "n"}, "accuracy": h_acc_cat.get(c)},
+                "no_healing": {**{k: v for k, v in f_cat[c].items() if k != "n"}, "accuracy": f_acc_cat.get(c)},
+            }
+    ceiling_info = {"accuracy": ceiling, "per_category": ceiling_cat}
+    return rows, per_category, ceiling_info
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def _pct(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{100 * x:.2f}"
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """The side-by-side table(s) of ``results.json`` as markdown (percentages)."""
+    s = results["settings"]
+    d = results["data"]
+    lines = [
+        "# Sketch-healing evaluation",
+        "",
+        f"Split `{d['split']}` of {len(d['n_per_category'])} categor{'y' if len(d['n_per_category']) == 1 else 'ies'}"
+        f", {d['n_sketches']} sketches (<= {d['max_seq_len_filter']} points"
+        + (f", first {d['max_per_category']} per category" if d["max_per_category"] else "") + "). "
+        f"Masks: {', '.join(f'{p:g}' for p in s['masks'])} (patch candidates erased with probability p; fixed table "
+        f"`{d['mask_table']['file']}`, nested across p). Healing: z = encoder mean of the corrupted image, "
+        f"temperature {s['temperature']:g}{' (greedy)' if s['greedy'] else ''}, seed {s['seed']}.",
+        "",
+        "All numbers are percentages. **top-k**: the query's own counterpart is among its k nearest codes "
+        "(Euclidean, encoder means). **top-10 (pub.)**: the published scripts' off-by-one top-10, which looks at "
+        "the first 9 neighbours only. **acc**: recognition accuracy of the Sketch-a-Net classifier. "
+        "**floor**: the same metric for the corrupted input without healing.",
+        "",
+    ]
+    for m in results["models"]:
+        ceiling = m.get("classifier_ceiling", {}).get("accuracy")
+        lines.append(f"- `{m['name']}`: {m['n_evaluated']} sketches evaluated ({m['n_excluded_too_long']} longer than "
+                     f"its max_seq_len {m['max_seq_len']} left out); image {m['image_size']} px, render "
+                     f"`{m['render_mode']}`; chance top-1/10/50 = {_pct(1 / max(1, m['n_evaluated']))}/"
+                     f"{_pct(min(1, 10 / max(1, m['n_evaluated'])))}/{_pct(min(1, 50 / max(1, m['n_evaluated'])))}"
+                     + (f"; classifier on uncorrupted sketches (ceiling): {_pct(ceiling)}" if ceiling is not None
+                        else ""))
+    if results.get("classifier") is None:
+        lines.append(f"- recognition accuracy: not computed ({results.get('accuracy_note', 'no classifier given')})")
+    lines += ["", "## Healed -> originals (query: re-encoded healed sketch; gallery: uncorrupted sketches)", "",
+              "| mask | model | top-1 | top-10 | top-50 | top-10 (pub.) | acc | floor top-1 | floor top-10 | "
+              "floor top-50 | floor top-10 (pub.) | floor acc |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in s["masks"]:
+        for m in results["models"]:
+            r = _row(m, p)
+            h, f = r["healed"]["healed_to_original"], r["no_healing"]["corrupted_to_original"]
+            lines.append(f"| {p:g} | {m['name']} | {_pct(h['top1'])} | {_pct(h['top10'])} | {_pct(h['top50'])} | "
+                         f"{_pct(h['top10_published'])} | {_pct(r['healed']['accuracy'])} | {_pct(f['top1'])} | "
+                         f"{_pct(f['top10'])} | {_pct(f['top50'])} | {_pct(f['top10_published'])} | "
+                         f"{_pct(r['no_healing']['accuracy'])} |")
+    lines += ["", "## Originals -> healed (query: uncorrupted sketch; gallery: re-encoded healed sketches)", "",
+              "| mask | model | top-1 | top-10 | top-50 | top-10 (pub.) | floor top-1 | floor top-10 | floor top-50 | "
+              "floor top-10 (pub.) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in s["masks"]:
+        for m in results["models"]:
+            r = _row(m, p)
+            h, f = r["healed"]["original_to_healed"], r["no_healing"]["original_to_corrupted"]
+            lines.append(f"| {p:g} | {m['name']} | {_pct(h['top1'])} | {_pct(h['top10'])} | {_pct(h['top50'])} | "
+                         f"{_pct(h['top10_published'])} | {_pct(f['top1'])} | {_pct(f['top10'])} | "
+                         f"{_pct(f['top50'])} | {_pct(f['top10_published'])} |")
+    lines += ["", "Erased fraction of patch candidates and healed-sketch statistics:", "",
+              "| mask | model | erased | empty healed | mean points |", "|---|---|---|---|---|"]
+    for p in s["masks"]:
+        for m in results["models"]:
+            r = _row(m, p)
+            lines.append(f"| {p:g} | {m['name']} | {_pct(r['erased_fraction'])} | {r['healed_sketches']['empty']} | "
+                         f"{r['healed_sketches']['mean_points']:.1f} |")
+    lines += ["", "These numbers follow the protocol of `docs/evaluation.md`; numbers from papers with other "
+                  "protocols (patch size, mask order, random source, top-k definition, classifier) are not "
+                  "directly comparable.", ""]
+    return "\n".join(lines)
+
+
+def _row(model_entry: dict[str, Any], p: float) -> dict[str, Any]:
+    return next(r for r in model_entry["results"] if r["mask"] == p)
+
+
+def per_category_markdown(results: dict[str, Any], per_category: dict[str, Any]) -> str:
+    """Per category: healed top-1 / top-10 / acc and the floor, one table per model."""
+    lines = ["# Per-category results", "", "Percentages; healed -> originals retrieval within the whole gallery, "
+             "grouped by the query's category. floor = no healing.", ""]
+    for m in results["models"]:
+        lines += [f"## {m['name']}", "", "| category | n | mask | top-1 | top-10 | top-50 | top-10 (pub.) | acc | "
+                  "floor top-1 | floor top-10 | floor acc | ceiling acc |", "|---|---|---|---|---|---|---|---|---|---|"
+                  "---|---|"]
+        ceiling = m.get("classifier_ceiling", {}).get("per_category", {})
+        for cat, by_mask in per_category[m["name"]].items():
+            for p in results["settings"]["masks"]:
+                e = by_mask.get(mask_label(p))
+                if e is None:
+                    continue
+                h, f = e["healed"], e["no_healing"]
+                lines.append(f"| {cat} | {e['n']} | {p:g} | {_pct(h['top1'])} | {_pct(h['top10'])} | "
+                             f"{_pct(h['top50'])} | {_pct(h['top10_published'])} | {_pct(h['accuracy'])} | "
+                             f"{_pct(f['top1'])} | {_pct(f['top10'])} | {_pct(f['accuracy'])} | "
+                             f"{_pct(ceiling.get(cat))} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def grid_image(corrupted: list[np.ndarray], healed: list[np.ndarray], clean: list[np.ndarray],
+               pad: int = 2) -> np.ndarray:
+    """Rows corrupted | healed | original, one column per sketch (each (N, N) in [-1, 1]) -> uint8 image,
+    black ink on white, grey separators."""
+    if not clean:
+        raise ValueError("no sketches for the grid")
+    n = clean[0].shape[0]
+    cols = len(clean)
+    h, w = 3 * n + 4 * pad, cols * n + (cols + 1) * pad
+    out = np.full((h, w), 160, np.uint8)
+    for r, row in enumerate((corrupted, healed, clean)):
+        for c, img in enumerate(row):
+            y, x = pad + r * (n + pad), pad + c * (n + pad)
+            out[y:y + n, x:x + n] = np.clip((1 - (img + 1) / 2) * 255, 0, 255).astype(np.uint8)
+    return out
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write a uint8 (H, W) image as PNG, atomically."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def write_grids(out_dir: Path, name: str, run: ModelRun, ev: EvalSet, ps: Sequence[float], size: int,
+                mode: str) -> list[str]:
+    """One PNG per category and mask level under ``grids/<model>/<p>/<category>.png``; returns relative paths."""
+    from .classifier import render_or_blank
+
+    written = []
+    for c, g in sorted(run.grid.items()):
+        for j, p in enumerate(ps):
+            healed = [render_or_blank(s, size, mode) for s in g["healed"][j]]
+            rel = Path("grids") / _safe(name) / mask_label(p) / f"{_safe(ev.categories[c])}.png"
+            write_png(out_dir / rel, grid_image(g["corrupted"][j], healed, g["clean"]))
+            written.append(str(rel))
+    return written
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, allow_nan=True)
+        f.write("\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the entry point
+
+
+def evaluate(
+    model_paths: Sequence[str | os.PathLike],
+    data_paths: Sequence[str | os.PathLike],
+    *,
+    split: str = "test",
+    masks: Sequence[float] = (0.1, 0.3, 0.5),
+    temperature: float = 0.01,
+    greedy: bool = False,
+    seed: int = 0,
+    out_dir: str | os.PathLike,
+    classifier: str | os.PathLike | None = None,
+    max_per_category: int | None = None,
+    batch_size: int = 100,
+    device: str | torch.device | None = None,
+    mask_table: str | os.PathLike | None = None,
+    num_workers: int | None = None,
+    grid_count: int = GRID_COUNT,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate one or more healing models side by side (see the module docstring for the protocol).
+
+    model_paths: release directories or training checkpoints (anything ``sketchheal.heal.load_model`` reads).
+    data_paths: one category per file (.npz with splits, or .ndjson). masks: erase probabilities p.
+    mask_table: a ``masks.npy`` from an earlier evaluation (rows >= number of evaluated sketches) to reuse its
+    exact masks; otherwise ``MaskTable(n, seed)``. classifier: a ``train-classifier`` output (file or folder).
+    num_workers: DataLoader workers that render (None: up to 8, one less than the CPU count).
+    Writes into ``out_dir``: masks.npy, results.json, results.md, per_category.json, per_category.md and
+    grids/<model>/<p>/<category>.png. Returns the content of results.json.
+    """
+    from .heal import load_model
+
+    started = time.time()
+    if not model_paths:
+        raise ValueError("give at least one model (--checkpoint PATH)")
+    if not data_paths:
+        raise ValueError("give at least one data file (--data PATH ...)")
+    if temperature <= 0 and not greedy:
+        raise ValueError(f"temperature must be > 0 (or use greedy decoding), got {temperature}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ps = parse_masks(masks)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    if num_workers is None:
+        num_workers = min(8, max(0, (os.cpu_count() or 1) - 1))
+
+    healers = [load_model(str(p), device=dev) for p in model_paths]
+    names = model_names(model_paths)
+    ev = build_eval_set(data_paths, split=split, max_seq_len=max(int(h.max_seq_len) for h in healers),
+                        max_per_category=max_per_category, seed=seed, mask_table=mask_table, out_dir=out)
+
+    clf, clf_labels, accuracy_note = None, None, None
+    if classifier is not None and len(ev.categories) < 2:
+        accuracy_note = "recognition accuracy needs at least 2 categories; the data has 1"
+    elif classifier is not None:
+        from .classifier import load_classifier, map_labels
+
+        clf = load_classifier(classifier, device=dev)
+        clf_labels = map_labels(ev.categories, ev.labels, clf.categories)
+    else:
+        accuracy_note = "no classifier given (--classifier)"
+
+    models, per_category = [], {}
+    for name, path, healer in zip(names, model_paths, healers):
+        run = run_model(healer, ev, ps, clf=clf, temperature=temperature, greedy=greedy, seed=seed,
+                        batch_size=batch_size, num_workers=num_workers, grid_count=grid_count, progress=progress,
+                        desc=name)
+        rows, cats, ceiling = model_metrics(run, ev, ps, clf_labels, dev)
+        size, mode = int(healer.image_size), _model_render_mode(healer)
+        grids = write_grids(out, name, run, ev, ps, size, mode)
+        kept = ev.labels[run.ids]
+        models.append({
+            "name": name, "path": str(path), "max_seq_len": int(healer.max_seq_len), "image_size": size,
+            "render_mode": mode, "scale": float(healer.scale),
+            "model_config": dataclasses.asdict(healer.model.config) if dataclasses.is_dataclass(
+                getattr(healer.model, "config", None)) else None,
+            "n_evaluated": int(len(run.ids)), "n_excluded_too_long": int(len(ev.labels) - len(run.ids)),
+            "n_per_category": {ev.categories[c]: int((kept == c).sum()) for c in range(len(ev.categories))},
+            "classifier_ceiling": ceiling, "results": rows, "grids": grids,
+        })
+        per_category[name] = cats
+
+    results = {
+        "settings": {"masks": list(ps), "temperature": temperature, "greedy": greedy, "seed": seed,
+                     "latent": "encoder mean (mu) of the corrupted image", "batch_size": batch_size,
+                     "device": str(dev), "ks": list(KS), "distance": "euclidean",
+                     "ties": "stable: equal distances go to the lower gallery index",
+                     "top10_published": "first 9 neighbours (off-by-one of the published scripts)",
+                     "top50_published": "first 49 neighbours", "grid_count": grid_count},
+        "data": {**ev.info, "categories": ev.categories},
+        "classifier": None if clf is None else {
+            "path": str(classifier), "categories": clf.categories, "image_size": clf.image_size,
+            "render_mode": clf.render_mode, "own_test_accuracy": clf.meta.get("test_accuracy"),
+            "own_test_note": clf.meta.get("test_note")},
+        "accuracy_note": accuracy_note,
+        "models": models,
+        "versions": versions(),
+        "elapsed_s": round(time.time() - started, 1),
+        "command": " ".join(sys.argv) if sys.argv else None,
+        "files": {"results": "results.json", "table": "results.md", "per_category": "per_category.json",
+                  "per_category_table": "per_category.md", "masks": MASK_FILE},
+    }
+    _write_json(out / "per_category.json", per_category)
+    _write_text(out / "per_category.md", per_category_markdown(results, per_category))
+    _write_text(out / "results.md", results_markdown(results))
+    _write_json(out / "results.json", results)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="retrieval top-k and recognition accuracy of healing models at fixed masks",
+        description="Evaluate one or more healing models side by side on the test split: retrieval (healed -> "
+                    "originals and back; correct top-k and the published off-by-one top-10), recognition "
+                    "accuracy with a Sketch-a-Net classifier, and the no-healing floor. See docs/evaluation.md.",
+    )
+    p.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
+                   help="release directory or training checkpoint; repeat for a side-by-side table")
+    p.add_argument("--data", nargs="+", required=True, metavar="PATH", help="one .npz/.ndjson file per category")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--masks", default="0.1,0.3,0.5", help="erase probabilities (default 0.1,0.3,0.5)")
+    p.add_argument("--temperature", type=float, default=0.01, help="sampling temperature (default 0.01)")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mask table and the sampling (default 0)")
+    p.add_argument("--classifier", default=None, help="output of `sketchheal train-classifier` (file or folder)")
+    p.add_argument("--max-per-category", type=int, default=None, help="first N test sketches of each category")
+    p.add_argument("--mask-table", default=None, help="masks.npy of an earlier evaluation: reuse its exact masks")
+    p.add_argument("--batch-size", type=int, default=100, help="sketches per batch (default 100)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--workers", type=int, default=None, help="rendering workers (default: CPU count - 1, max 8)")
+    p.add_argument("--grid-count", type=int, default=GRID_COUNT, help="sketches per category grid (default 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cli_evaluate)
+
+
+def _cli_evaluate(args: argparse.Namespace) -> int:
+    evaluate(args.checkpoint, args.data, split=args.split, masks=parse_masks(args.masks),
+             temperature=args.temperature, greedy=args.greedy, seed=args.seed, out_dir=args.out,
+             classifier=args.classifier, max_per_category=args.max_per_category, batch_size=args.batch_size,
+             device=args.device, mask_table=args.mask_table, num_workers=args.workers, grid_count=args.grid_count,
+             progress=not args.no_progress)
+    print((Path(args.out) / "results.md").read_text())
+    print(f"written: {Path(args.out) / 'results.json'}, results.md, per_category.json/.md, masks.npy, grids/")
+    return 0
