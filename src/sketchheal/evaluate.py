@@ -304,7 +304,8 @@ class ModelRun:
     pred_corrupted: list[np.ndarray] | None
     pred_healed: list[np.ndarray] | None
     max_len: int                         # the model's max_seq_len (longest healed sketch it can draw)
-    grid: dict[int, dict[str, Any]]      # category -> images for the PNG grid
+    grid: dict[int, list[int]]           # category -> positions (into ids) of the sketches shown in its grid
+    healed_grid: list[dict[int, list[np.ndarray]]]  # per mask level: category -> healed stroke-3 of those sketches
 
 
 def _model_render_mode(healer) -> str:
@@ -320,10 +321,17 @@ def _model_render_mode(healer) -> str:
     return "reference"
 
 
-@torch.no_grad()
 def _encode(model, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Mean codes ``mu (B, Nz)`` of images (B, 1, N, N)."""
-    return model.encode(images.to(device)).mu.float()
+    """Mean codes ``mu (B, Nz)`` (float32, on the model's device) of images (B, 1, N, N)."""
+    from .sample import encode_images
+
+    return encode_images(model, images, batch_size=max(1, images.shape[0]))
+
+
+def sample_key(seed: int, p: float, sketch_id: int) -> tuple[int, int, int]:
+    """Noise key of one healed sketch: (seed, p in 1/10000, evaluation-set index). A sketch's healed result does not
+    depend on the batch size, on the other mask levels or on the other models."""
+    return (int(seed), int(round(p * 10_000)), int(sketch_id))
 
 
 def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature: float, greedy: bool, seed: int,
@@ -339,10 +347,7 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature
     clf_separate = clf is not None and (clf.image_size != size or clf.render_mode != mode)
     clf_size = clf.image_size if clf_separate else None
     clf_mode = clf.render_mode if clf_separate else None
-    grid_ids = {int(c): set(ids[ev.labels[ids] == c][:grid_count].tolist()) for c in np.unique(ev.labels[ids])}
-    grid: dict[int, dict[str, Any]] = {c: {"corrupted": [[] for _ in ps], "healed": [[] for _ in ps], "clean": [],
-                                           "pos": []} for c in grid_ids}
-    gens = [torch.Generator(device=device).manual_seed(seed * 1000 + j) for j in range(len(ps))]
+    grid = {int(c): np.nonzero(ev.labels[ids] == c)[0][:grid_count].tolist() for c in np.unique(ev.labels[ids])}
 
     gallery, corrupted_codes = [], [[] for _ in ps]
     healed_s3: list[list[np.ndarray]] = [[] for _ in ps]
@@ -364,7 +369,7 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature
             corrupted_codes[j].append(mu.cpu())
             erased[j].append(batch["erased"][:, j].numpy())
             strokes = sample(model, mu, max_len=int(healer.max_seq_len), temperature=temperature, greedy=greedy,
-                             generator=gens[j])
+                             seeds=[sample_key(seed, ps[j], sid) for sid in batch_ids.tolist()])
             for s in strokes:
                 s = np.asarray(s, dtype=np.float32).copy()
                 if len(s):
@@ -373,7 +378,6 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature
             if clf is not None:
                 key = "clf_corrupted" if clf_separate else "corrupted"
                 pred_corrupted[j].append(classify(clf, batch[key][:, j])[0])
-        _collect_grid(grid, grid_ids, ev.labels, batch_ids, batch, pos - b)
 
     healed_codes, pred_healed = [], []
     for j in range(len(ps)):
@@ -387,8 +391,6 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature
                 preds.append(classify(clf, batch["clf_image" if clf_separate else "image"])[0])
         healed_codes.append(torch.cat(codes).numpy())
         pred_healed.append(np.concatenate(preds) if clf is not None else None)
-        for g in grid.values():
-            g["healed"][j] = [healed_s3[j][k] for k in g["pos"]]
 
     return ModelRun(
         ids=ids,
@@ -402,22 +404,8 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature
         pred_healed=pred_healed if clf is not None else None,
         max_len=int(healer.max_seq_len),
         grid=grid,
+        healed_grid=[{c: [healed_s3[j][k] for k in pos] for c, pos in grid.items()} for j in range(len(ps))],
     )
-
-
-def _collect_grid(grid: dict[int, dict[str, Any]], grid_ids: dict[int, set], labels: np.ndarray,
-                  batch_ids: np.ndarray, batch: dict[str, torch.Tensor], offset: int) -> None:
-    """Keep the model-size images of the few sketches shown in each category's grid, and their positions in the
-    model's sketch order (to pick their healed sketches later)."""
-    for k, sid in enumerate(batch_ids.tolist()):
-        c = int(labels[sid])
-        if sid not in grid_ids.get(c, ()):
-            continue
-        g = grid[c]
-        g["clean"].append(batch["clean"][k, 0].numpy())
-        g["pos"].append(offset + k)
-        for j in range(len(g["corrupted"])):
-            g["corrupted"][j].append(batch["corrupted"][k, j, 0].numpy())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -610,17 +598,28 @@ def write_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def write_grids(out_dir: Path, name: str, run: ModelRun, ev: EvalSet, ps: Sequence[float], size: int,
-                mode: str) -> list[str]:
-    """One PNG per category and mask level under ``grids/<model>/<p>/<category>.png``; returns relative paths."""
+def write_grids(out_dir: Path, name: str, run: ModelRun, ev: EvalSet, ps: Sequence[float], mode: str,
+                size: int = 128) -> list[str]:
+    """One PNG per category and mask level, ``grids/<model>/<p>/<category>.png``: rows corrupted | healed |
+    original, drawn at ``size`` px with the model's render mode and the same masks. Returns the relative paths."""
     from .classifier import render_or_blank
+    from .render import corrupt
 
     written = []
-    for c, g in sorted(run.grid.items()):
+    for c, positions in sorted(run.grid.items()):
+        sids = [int(run.ids[k]) for k in positions]
+        clean = [render_or_blank(ev.sketches[sid], size, mode) for sid in sids]
         for j, p in enumerate(ps):
-            healed = [render_or_blank(s, size, mode) for s in g["healed"][j]]
+            corrupted = []
+            for sid, img in zip(sids, clean):
+                try:
+                    corrupted.append(corrupt(ev.sketches[sid], ev.masks.uniforms(sid), p, size=size,
+                                             mode=mode).corrupted)
+                except ValueError:
+                    corrupted.append(img)
+            healed = [render_or_blank(s, size, mode) for s in run.healed_grid[j][c]]
             rel = Path("grids") / _safe(name) / mask_label(p) / f"{_safe(ev.categories[c])}.png"
-            write_png(out_dir / rel, grid_image(g["corrupted"][j], healed, g["clean"]))
+            write_png(out_dir / rel, grid_image(corrupted, healed, clean))
             written.append(str(rel))
     return written
 
@@ -710,7 +709,7 @@ def evaluate(
                         desc=name)
         rows, cats, ceiling = model_metrics(run, ev, ps, clf_labels, dev)
         size, mode = int(healer.image_size), _model_render_mode(healer)
-        grids = write_grids(out, name, run, ev, ps, size, mode)
+        grids = write_grids(out, name, run, ev, ps, mode, size=max(128, size))
         kept = ev.labels[run.ids]
         models.append({
             "name": name, "path": str(path), "max_seq_len": int(healer.max_seq_len), "image_size": size,
