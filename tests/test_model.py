@@ -97,6 +97,19 @@ def test_forward_shapes(changes):
     assert all(p.grad is not None for p in model.parameters())
 
 
+def test_bf16_autocast_keeps_losses_fp32():
+    cfg = tiny()
+    torch.manual_seed(0)
+    model = LmserPix2Seq(cfg)
+    batch = make_batch(cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch["corrupted"], batch["strokes"], batch["length"])
+        losses = model.compute_losses(out, batch, preset("tiny").train)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 def test_encoder_classes_and_bad_configs():
     assert isinstance(LmserPix2Seq(tiny()).encoder, LmserGMLPEncoder)
     assert isinstance(LmserPix2Seq(tiny(encoder="cnn")).encoder, LmserCNNEncoder)

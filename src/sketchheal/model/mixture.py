@@ -4,9 +4,9 @@ Output layout (as published): ``params[..., :6M]`` are M groups of 6, one per co
 ``(pi_logit, mu_x, mu_y, log_sigma_x, log_sigma_y, rho_raw)``; ``params[..., 6M:]`` are the 3 pen-state logits
 (p_down, p_up, p_end). ``sigma = exp(log_sigma)``, ``rho = tanh(rho_raw)``.
 
-The reconstruction loss is sketch-rnn's (Ha & Eck, ICLR 2018, eq. 9-10) evaluated in log space. The published code computed
-the density directly and added 1e-3 inside the logs, which underflows and turns NaN; here every term is a log
-density combined with ``logsumexp``, and the loss always runs in fp32, also under autocast.
+The reconstruction loss is sketch-rnn's (Ha & Eck, ICLR 2018, eq. 9-10) evaluated in log space. The published code
+computed the density directly and added 1e-3 inside the logs, which underflows and turns NaN; here every term is a
+log density combined with ``logsumexp``, and the loss always runs in fp32, also under autocast.
 """
 
 from __future__ import annotations

@@ -138,7 +138,10 @@ class LmserPix2Seq(nn.Module):
             "categories": [str(c) for c in categories],
             "extra": dict(extra or {}),
         }
-        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"  # fails here, before writing, if extra is not JSON
+        try:
+            text = json.dumps(meta, indent=2, sort_keys=True) + "\n"  # before writing anything
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"save_pretrained: extra must be JSON-serialisable ({e})") from e
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
