@@ -379,12 +379,14 @@ def train_classifier(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        acc = float((logits.argmax(1).cpu() == labels).float().mean())
-        if step % 50 == 0 or step == steps - 1:
-            history.append({"step": step, "loss": float(loss), "train_batch_accuracy": acc})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{acc:.2f}")
+        if step % 50 == 0 or step == steps - 1 or bar is not None:
+            value = loss.item()
+            acc = float((logits.detach().argmax(1).cpu() == labels).float().mean())
+            if step % 50 == 0 or step == steps - 1:
+                history.append({"step": step, "loss": value, "train_batch_accuracy": acc})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.3f}", acc=f"{acc:.2f}")
     if bar is not None:
         bar.close()
 
