@@ -1,0 +1,760 @@
+"""Heal sketches: any input (image, stroke file, SVG, array) -> the model's input image -> healed vector sketches.
+
+Python::
+
+    import sketchheal
+    results = sketchheal.heal(["cat.png", "sheep.npz"], mask=0.3, seed=7)   # the bundled model
+    results[0].save("out", formats=("svg", "png"))
+
+Command line::
+
+    sketchheal heal cat.png sheep.npz -o out --mask 0.3 --seed 7
+
+Inputs are turned into the image the model was trained on (``render(mode=...)`` geometry, see
+:func:`image_to_input`); the encoder mean of that image is decoded into ``samples`` sketches by
+:func:`sketchheal.sample.sample`. Everything is validated and healed before anything is written, and every file is
+written atomically, so a bad input never leaves partial output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from . import render as _render
+from .fileio import atomic_write
+from .paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
+from .strokes import (denormalize, polylines_to_stroke3, quickdraw_to_polylines, simplify_polylines,
+                      simplify_quickdraw, stroke3_to_polylines)
+from .svg import fit_transform, strokes_to_svg, svg_to_polylines
+
+__all__ = ["Healer", "HealResult", "load_model", "heal", "image_to_input", "load_image", "read_sketches",
+           "draw_strokes", "FORMATS", "register"]
+
+FORMATS = ("svg", "png", "npz", "side")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SKETCH_SUFFIXES = (".npz", ".ndjson", ".svg")
+# Output raster side of the PNG / side-by-side panels.
+PREVIEW_SIZE = 256
+# Binarised ink above this fraction of the image is taken for the wrong polarity (line drawings are sparse).
+MAX_INK_FRACTION = 0.5
+# Ink strength (0 paper .. 1 full ink) below this contrast counts as an empty image.
+MIN_CONTRAST = 0.1
+# Image inputs are resampled to the reference canvas with ink kept where coverage >= this (keeps thin lines).
+RESAMPLE_THRESHOLD = 0.25
+
+
+# ============================================================================================== the model
+
+
+@dataclass
+class Healer:
+    """A loaded model plus what healing needs to know about it.
+
+    model: ``LmserPix2Seq`` in eval mode on ``device``. scale: offset normalisation (healed ``dx, dy`` are
+    multiplied by it). max_seq_len: the longest sketch the model was trained on (sampling stops there).
+    image_size / render_mode: the input images it was trained on. source: where it was loaded from.
+    """
+
+    model: torch.nn.Module
+    scale: float
+    max_seq_len: int
+    image_size: int
+    render_mode: str
+    device: torch.device
+    categories: list[str] = field(default_factory=list)
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` / ``"auto"`` -> CUDA when available, else CPU; anything else as torch reads it."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r} ({e}); use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> Healer:
+    """Load a model for healing.
+
+    ``path``: ``None`` = the bundled release (``sketchheal.paths.BUNDLED_MODEL_DIR``); a release directory
+    (``config.json`` + ``model.safetensors``, as ``sketchheal export`` writes); a training checkpoint file
+    (``sketchheal train``'s ``ckpt_*.pt``) or a training run directory holding ``ckpt_last.pt``.
+    Raises ``FileNotFoundError`` / ``ValueError`` (naming the path) when nothing loadable is there.
+    """
+    dev = resolve_device(device)
+    if path is None:
+        if not (BUNDLED_MODEL_DIR / "config.json").is_file():
+            raise FileNotFoundError(f"no bundled model at {BUNDLED_MODEL_DIR} (this installation ships without "
+                                    "weights); pass a release directory or a training checkpoint "
+                                    "(--checkpoint PATH)")
+        path = BUNDLED_MODEL_DIR
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        healer = _load_release(path)
+    elif path.is_file() or (path.is_dir() and (path / "ckpt_last.pt").is_file()):
+        healer = _load_checkpoint(path)
+    elif path.is_dir():
+        raise FileNotFoundError(f"{path}: neither a release directory (config.json + model.safetensors) nor a "
+                                "training run (ckpt_last.pt)")
+    else:
+        raise FileNotFoundError(f"{path}: no such model directory or checkpoint file")
+    healer.model.to(dev).eval()
+    healer.device = dev
+    return healer
+
+
+def _load_release(path: Path) -> Healer:
+    from .model.pix2seq import LmserPix2Seq
+
+    model, meta = LmserPix2Seq.from_pretrained(path)
+    extra = meta.get("extra") or {}
+    data = extra.get("data") if isinstance(extra.get("data"), dict) else {}
+    mode = extra.get("render_mode") or data.get("render_mode") or "reference"
+    return Healer(model=model, scale=float(meta["scale"]), max_seq_len=int(meta["max_seq_len"]),
+                  image_size=int(model.config.image_size), render_mode=str(mode), device=torch.device("cpu"),
+                  categories=list(meta.get("categories", [])), source=str(path), meta=meta)
+
+
+def _load_checkpoint(path: Path) -> Healer:
+    from .config import Config
+    from .model.pix2seq import LmserPix2Seq, load_state_dict_checked
+    from .train import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    missing = [k for k in ("scale", "max_seq_len") if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: training checkpoint lacks {missing}; re-save it with `sketchheal train`")
+    try:
+        cfg = Config.from_dict(ckpt["config"])
+        model = LmserPix2Seq(cfg.model)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: bad config in checkpoint: {e}") from None
+    state = dict(ckpt["model"])
+    for prefix in ("module.", "_orig_mod."):  # DDP / torch.compile wrappers
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    load_state_dict_checked(model, state, source=str(path))
+    meta = {k: ckpt[k] for k in ("scale", "max_seq_len", "categories", "step", "version") if k in ckpt}
+    meta["config"] = cfg.to_dict()
+    return Healer(model=model.eval(), scale=float(ckpt["scale"]), max_seq_len=int(ckpt["max_seq_len"]),
+                  image_size=int(cfg.model.image_size), render_mode=cfg.data.render_mode,
+                  device=torch.device("cpu"), categories=list(ckpt.get("categories", [])), source=str(path),
+                  meta=meta)
+
+
+# ============================================================================================== inputs
+
+
+@dataclass
+class _Input:
+    """One sketch to heal: exactly one of ``gray`` (an image, white paper = 1) and ``strokes`` is set."""
+
+    source: str
+    name: str
+    gray: np.ndarray | None = None  # (H, W) float32 in [0, 1]; ink dark unless the caller inverts
+    strokes: np.ndarray | None = None  # (n, 3) float32 stroke-3, unnormalised
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """A raster image file as ``(H, W) float32`` grey levels in [0, 1] (transparent pixels count as white paper)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _pil_to_gray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
+def _pil_to_gray(im) -> np.ndarray:
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float32)
+        return np.clip(a / (65535.0 if a.max() > 255 else 255.0), 0, 1)
+    if im.mode == "P" or "A" in im.getbands():
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im)
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _array_to_gray(a: np.ndarray, name: str) -> np.ndarray:
+    """A numpy image ``(H, W)``, ``(H, W, 1|3|4)`` (uint8 0..255, other ints, or floats in [0, 1]) -> grey [0, 1]."""
+    a = np.asarray(a)
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    if not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"{name}: an image must be numeric, got dtype {a.dtype}")
+    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+        if a.shape[2] == 1:
+            a = a[:, :, 0]
+        else:
+            from PIL import Image
+
+            u8 = a if a.dtype == np.uint8 else np.clip(_unit(a.astype(np.float32)) * 255 + 0.5, 0, 255).astype(
+                np.uint8)
+            return _pil_to_gray(Image.fromarray(u8, "RGBA" if a.shape[2] == 4 else "RGB"))
+    if a.ndim != 2:
+        raise ValueError(f"{name}: an image must have shape (H, W) or (H, W, 1|3|4), got {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name}: the image is empty (shape {a.shape})")
+    g = a.astype(np.float32)
+    if not np.isfinite(g).all():
+        raise ValueError(f"{name}: the image contains NaN or inf")
+    return np.clip(g / 255.0 if a.dtype == np.uint8 else _unit(g), 0, 1)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] stay; anything reaching above 1 is read as 0..255."""
+    return a / 255.0 if a.size and a.max() > 1.0 else a
+
+
+def _is_stroke3(a: np.ndarray) -> bool:
+    return a.ndim == 2 and a.shape[1] == 3 and a.shape[0] >= 1 and np.issubdtype(a.dtype, np.number) \
+        and bool(np.isin(a[:, 2], (0, 1)).all())
+
+
+def read_sketches(path: str | os.PathLike, *, split: str = "test", limit: int | None = None) -> list[np.ndarray]:
+    """The stroke-3 sketches ``(n, 3) float32`` (unnormalised) of a vector file.
+
+    ``.npz``: a single sketch under ``strokes`` or ``sketch`` (what ``HealResult.save`` writes), or a sketch-rnn
+    file with ``train``/``valid``/``test`` arrays of sketches (``split`` picks one; default ``test``).
+    ``.ndjson``: QuickDraw drawings, simplified (``[[x...], [y...]]``) or raw (``[[x...], [y...], [t...]]``, put
+    through Google's simplification first). ``.svg``: every line of the drawing, scaled so the longer side is 255 and
+    simplified like QuickDraw (1-px resampling, RDP 2.0). ``limit`` keeps the first sketches only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        sketches = _read_npz(path, split)
+    elif suffix == ".ndjson":
+        sketches = _read_ndjson(path, limit)
+    elif suffix == ".svg":
+        lines = svg_to_polylines(path)
+        if not lines:
+            raise ValueError(f"{path}: the SVG has no lines (paths, polylines or lines) to heal")
+        sketches = [polylines_to_stroke3(simplify_polylines(lines))]
+    else:
+        raise ValueError(f"{path}: unknown sketch file type {suffix!r}; use .npz, .ndjson or .svg")
+    return sketches[:limit] if limit is not None else sketches
+
+
+def _read_npz(path: Path, split: str) -> list[np.ndarray]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    with data:
+        keys = list(data.keys())
+        for key in ("strokes", "sketch"):
+            if key in keys:
+                return [_check_strokes(data[key], f"{path}[{key}]")]
+        if not any(k in keys for k in ("train", "valid", "test")):
+            raise ValueError(f"{path}: no 'strokes'/'sketch' array and no sketch-rnn splits (train/valid/test); "
+                             f"keys are {keys}")
+    if split not in keys:
+        raise ValueError(f"{path}: no split {split!r}; it has {[k for k in keys if k in ('train', 'valid', 'test')]}")
+    try:  # sketch-rnn splits are object arrays of (n, 3) int16 arrays
+        with np.load(path, allow_pickle=True, encoding="latin1") as data:
+            arr = data[split]
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: cannot read split {split!r} ({e})") from None
+    return [_check_strokes(s, f"{path}[{split}][{i}]") for i, s in enumerate(arr)]
+
+
+def _read_ndjson(path: Path, limit: int | None) -> list[np.ndarray]:
+    out = []
+    try:
+        f = path.open("r", encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e})") from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if limit is not None and len(out) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                drawing = rec["drawing"] if isinstance(rec, dict) else rec
+                raw = len(drawing) > 0 and len(drawing[0]) == 3
+                lines = simplify_quickdraw(drawing) if raw else quickdraw_to_polylines(drawing)
+                s3 = polylines_to_stroke3(lines)
+            except (json.JSONDecodeError, KeyError, TypeError, IndexError, ValueError) as e:
+                raise ValueError(f"{path}:{lineno}: not a QuickDraw drawing ({e.__class__.__name__}: {e})") from None
+            out.append(_check_strokes(s3, f"{path}:{lineno}"))
+    if not out:
+        raise ValueError(f"{path}: no drawings")
+    return out
+
+
+def _check_strokes(s3: Any, name: str) -> np.ndarray:
+    from .strokes import validate
+
+    try:
+        a = np.asarray(s3)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: not a stroke-3 array ({e})") from None
+    return validate(a, name).astype(np.float32)
+
+
+def _expand(inputs: Any, *, split: str, limit: int | None) -> list[_Input]:
+    """Files and arrays -> one :class:`_Input` per sketch (multi-sketch files give several)."""
+    if isinstance(inputs, (str, os.PathLike, np.ndarray)) or torch.is_tensor(inputs):
+        inputs = [inputs]
+    items: list[_Input] = []
+    for j, x in enumerate(inputs):
+        if torch.is_tensor(x):
+            x = x.detach().cpu().numpy()
+        if isinstance(x, np.ndarray):
+            name = f"input_{j}"
+            if _is_stroke3(x):
+                items.append(_Input(source=f"array[{j}]", name=name, strokes=_check_strokes(x, f"array[{j}]")))
+            else:
+                items.append(_Input(source=f"array[{j}]", name=name, gray=_array_to_gray(x, f"array[{j}]")))
+            continue
+        if not isinstance(x, (str, os.PathLike)):
+            raise ValueError(f"input {j}: expected a file path or a numpy array, got {type(x).__name__}")
+        path = Path(x)
+        suffix = path.suffix.lower()
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory; pass the files in it")
+        if suffix in SKETCH_SUFFIXES:
+            sketches = read_sketches(path, split=split, limit=limit)
+            for i, s3 in enumerate(sketches):
+                multi = len(sketches) > 1
+                items.append(_Input(source=f"{path}#{i}" if multi else str(path),
+                                    name=f"{path.stem}_{i}" if multi else path.stem, strokes=s3))
+        else:  # any other suffix: try it as an image, the error says what was expected
+            try:
+                gray = load_image(path)
+            except ValueError as e:
+                if suffix in IMAGE_SUFFIXES:
+                    raise
+                raise ValueError(f"{e}; heal reads images ({', '.join(IMAGE_SUFFIXES)}) and sketches "
+                                 f"({', '.join(SKETCH_SUFFIXES)})") from None
+            items.append(_Input(source=str(path), name=path.stem, gray=gray))
+    names: dict[str, int] = {}
+    for it in items:  # unique, file-system-safe output names
+        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in it.name) or "sketch"
+        names[base] = names.get(base, 0) + 1
+        it.name = base if names[base] == 1 else f"{base}_{names[base]}"
+    return items
+
+
+# ============================================================================================== images
+
+
+def _binarise(gray: np.ndarray, invert: bool, name: str) -> np.ndarray:
+    """Grey ``(H, W)`` in [0, 1] -> ink mask ``(H, W) uint8`` (1 = ink), Otsu's threshold on the ink strength."""
+    ink = gray if invert else 1.0 - gray
+    lo, hi = float(ink.min()), float(ink.max())
+    if hi - lo < MIN_CONTRAST:
+        raise ValueError(f"{name}: no ink found (the image is blank or of one colour)")
+    u8 = np.clip((ink - lo) / (hi - lo) * 255 + 0.5, 0, 255).astype(np.uint8)
+    _, mask = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n > 2:  # drop 1-2 pixel specks (scanner / JPEG noise) when something bigger exists
+        small = stats[1:, cv2.CC_STAT_AREA] <= 2
+        if not small.all():
+            mask[np.isin(labels, np.flatnonzero(small) + 1)] = 0
+    frac = float(mask.mean())
+    if frac == 0:
+        raise ValueError(f"{name}: no ink found")
+    if frac > MAX_INK_FRACTION:
+        hint = "dark ink on light paper? drop invert" if invert else \
+            "light ink on a dark background? pass invert=True (--invert)"
+        raise ValueError(f"{name}: {frac:.0%} of the image is ink; expected a line drawing ({hint})")
+    return mask
+
+
+def _centre_lines(mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink mask cropped to its box -> centre-line points ``(k, 2)`` (x, y) on a scale where the ink box's longer
+    side is 640 px, and that scale factor (640 / longer side of the ink box).
+
+    The centre line is the ridge of the distance transform (pixels at least as far from the paper as their 8
+    neighbours), which is independent of the drawn line width.
+    """
+    ys, xs = np.nonzero(mask)
+    crop = mask[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].astype(np.float32)
+    h, w = crop.shape
+    s0 = _render.CANVAS_EXTENT / max(h, w)
+    size = (max(1, int(round(w * s0))), max(1, int(round(h * s0))))
+    big = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if s0 < 1 else cv2.INTER_LINEAR)
+    big = np.pad((big >= RESAMPLE_THRESHOLD).astype(np.uint8), 2)
+    dist = cv2.distanceTransform(big, cv2.DIST_L2, 5)
+    ridge = (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (big > 0)
+    ry, rx = np.nonzero(ridge)
+    return np.stack([rx, ry], 1).astype(np.float64), s0
+
+
+def _farthest_points(points: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` of ``points (m, 2)`` by farthest-point sampling from the topmost (then leftmost) point."""
+    if len(points) == 0 or k <= 0:
+        return points[:0]
+    first = int(np.lexsort((points[:, 0], points[:, 1]))[0])
+    chosen = [first]
+    dist = np.linalg.norm(points - points[first], axis=1)
+    for _ in range(min(k, len(points)) - 1):
+        nxt = int(dist.argmax())
+        if dist[nxt] <= 0:
+            break
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(points - points[nxt], axis=1))
+    return points[chosen]
+
+
+def image_to_input(image: np.ndarray, *, size: int = 128, mode: str = "reference", invert: bool = False,
+                   mask: float | None = None, uniforms: np.ndarray | None = None,
+                   max_patches: int = _render.MAX_PATCHES, name: str = "image") -> np.ndarray:
+    """Normalise a drawing to the model's input: ``(size, size) float32``, ink +1, background -1.
+
+    ``image``: grey ``(H, W)`` in [0, 1] (or anything :func:`heal` accepts as an image array); dark ink on light
+    paper, ``invert=True`` for light on dark. Steps: Otsu binarisation (1-2 px specks dropped); crop to the ink;
+    the centre lines of the strokes (distance-transform ridge) are placed exactly as ``render(mode="reference")``
+    places a sketch's pen positions: the longer side of their box spans 640 px of a canvas of side
+    ``max(w, h) + 34`` with the box's top-left corner at the 17-px margin (so ``size * 640 / 674`` px at the
+    model's size, not centred); they are redrawn 16 px wide there (the reference's line, ~3 px at 128) whatever
+    the original pen width; the canvas is resized like the reference (bilinear) or, for ``mode="fast"``,
+    area-averaged and binarised.
+
+    Masking (``mask=p`` with ``uniforms``, a ``(max_patches,)`` row of a :class:`sketchheal.render.MaskTable`):
+    images have no stroke order, so the candidates are not the published ones; they are up to ``max_patches``
+    centre-line points chosen by farthest-point sampling (from the topmost point), each the centre of a
+    128 x 128 square of the 640-px canvas (the published patch size), erased iff ``uniforms[k] < p``.
+    """
+    gray = _array_to_gray(image, name)
+    ink = _binarise(gray, invert, name)
+    pts, _ = _centre_lines(ink)
+    lo = pts.min(0)
+    extent = float((pts.max(0) - lo).max())
+    s1 = _render.CANVAS_EXTENT / extent if extent > 0 else 1.0
+    q = (pts - lo) * s1 + _render.MARGIN
+    side = int(extent * s1) + 2 * _render.MARGIN
+    canvas = np.zeros((side, side), np.uint8)
+    qi = np.clip(np.rint(q).astype(np.int64), 0, side - 1)
+    canvas[qi[:, 1], qi[:, 0]] = 255
+    brush = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_render.LINE_WIDTH + 1, _render.LINE_WIDTH + 1))
+    canvas = cv2.dilate(canvas, brush)
+    if mask is not None and mask > 0:
+        if uniforms is None:
+            raise ValueError("image_to_input: mask needs uniforms (a MaskTable row)")
+        u = np.asarray(uniforms, np.float64)
+        centres = _farthest_points(q, max_patches)
+        half = _render.PATCH_SIDE // 2
+        for (cx, cy), ui in zip(np.rint(centres).astype(np.int64).tolist(), u.tolist()):
+            if ui < mask:
+                canvas[max(cy - half, 0): cy + half, max(cx - half, 0): cx + half] = 0
+    if mode == "fast":
+        small = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+        return np.where(small >= 128, 1.0, -1.0).astype(np.float32)
+    if mode != "reference":
+        raise ValueError(f"unknown render mode {mode!r}; choose one of {_render.MODES}")
+    small = cv2.resize(canvas, (size, size)) if side != size else canvas
+    return (small.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
+
+
+def _input_image(item: _Input, i: int, healer: Healer, *, mask: float | None, table, invert: bool) -> np.ndarray:
+    size, mode = healer.image_size, healer.render_mode
+    u = table.uniforms(i) if table is not None else None
+    if item.strokes is not None:
+        n = len(item.strokes)
+        if n > healer.max_seq_len:
+            raise ValueError(f"{item.source}: the sketch has {n} points, more than the model's max_seq_len="
+                             f"{healer.max_seq_len}; simplify it first (e.g. sketchheal.strokes.rdp)")
+        if u is not None:
+            return _render.corrupt(item.strokes, u, mask, size, mode).corrupted
+        return _render.render(item.strokes, size, mode)
+    return image_to_input(item.gray, size=size, mode=mode, invert=invert, mask=mask, uniforms=u, name=item.source)
+
+
+# ============================================================================================== results
+
+
+def draw_strokes(s3: np.ndarray, size: int = PREVIEW_SIZE, line_width: int | None = None) -> np.ndarray:
+    """Anti-aliased picture of a stroke-3 sketch for people: ``(size, size) uint8``, black ink on white.
+
+    Fitted and centred like :func:`sketchheal.svg.strokes_to_svg` (5 % margin); an empty sketch is a blank page.
+    """
+    img = np.full((size, size), 255, np.uint8)
+    lines = [p for p in stroke3_to_polylines(s3) if len(p)] if len(s3) else []
+    if not lines:
+        return img
+    lw = line_width or max(1, int(round(size / 100)))
+    scale, offset = fit_transform(lines, size, 0.05 * size + lw / 2)
+    shift = 4
+    for p in lines:
+        q = np.rint((p * scale + offset) * (1 << shift)).astype(np.int32)
+        if len(q) == 1 or (q == q[0]).all():
+            cv2.circle(img, tuple(int(v) for v in q[0]), (lw << shift) // 2, 0, -1, cv2.LINE_AA, shift)
+        else:
+            cv2.polylines(img, [q], False, 0, lw, cv2.LINE_AA, shift)
+    return img
+
+
+def _image_to_u8(image: np.ndarray, size: int) -> np.ndarray:
+    """Model image (ink +1, background -1) -> black-on-white ``uint8`` of side ``size``."""
+    u8 = np.clip((1.0 - image) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    interp = cv2.INTER_NEAREST if image.shape[0] * 2 <= size and image.shape[0] < 64 else cv2.INTER_LINEAR
+    return cv2.resize(u8, (size, size), interpolation=interp)
+
+
+@dataclass
+class HealResult:
+    """The healing of one input.
+
+    source: the file (``path`` or ``path#i`` for the i-th sketch of a file) or ``array[j]``.
+    name: a file-system-safe stem, unique within one :func:`heal` call (used by the CLI).
+    input_image: ``(N, N) float32`` what the model saw (after normalisation and masking), ink +1.
+    healed: one unnormalised stroke-3 ``(n, 3) float32`` per sample.
+    original: the input sketch (unnormalised stroke-3) for vector inputs, else None.
+    """
+
+    source: str
+    name: str
+    input_image: np.ndarray
+    healed: list[np.ndarray]
+    original: np.ndarray | None = None
+
+    def to_svg(self, k: int = 0, *, size: int = PREVIEW_SIZE, stroke_width: float | None = None) -> str:
+        """Sample ``k`` as an SVG document (one ``<path>`` per stroke)."""
+        return strokes_to_svg(self.healed[k], size=size, stroke_width=stroke_width)
+
+    def to_png(self, k: int = 0, size: int = PREVIEW_SIZE) -> np.ndarray:
+        """Sample ``k`` drawn black on white: ``(size, size) uint8``."""
+        return draw_strokes(self.healed[k], size)
+
+    def side_by_side(self, size: int = PREVIEW_SIZE) -> np.ndarray:
+        """``(size, W) uint8``: input image | healed sample 0 | sample 1 ... | original (vector inputs)."""
+        panels = [_image_to_u8(self.input_image, size)] + [draw_strokes(s, size) for s in self.healed]
+        if self.original is not None:
+            panels.append(draw_strokes(self.original, size))
+        gap = np.full((size, 4), 160, np.uint8)
+        row = [panels[0]]
+        for p in panels[1:]:
+            row += [gap, p]
+        return np.concatenate(row, 1)
+
+    def files(self, stem: str | None = None, formats: Sequence[str] = FORMATS) -> dict[str, bytes]:
+        """The output files as ``{file name: bytes}`` (nothing written). With several samples, per-sample files get
+        ``_s0``, ``_s1``, ... suffixes; the npz holds all samples, the side-by-side shows all."""
+        stem = stem or self.name
+        bad = [f for f in formats if f not in FORMATS]
+        if bad:
+            raise ValueError(f"unknown output format(s) {bad}; choose from {list(FORMATS)}")
+        many = len(self.healed) > 1
+        out: dict[str, bytes] = {}
+        for k in range(len(self.healed)):
+            sub = f"{stem}_s{k}" if many else stem
+            if "svg" in formats:
+                out[f"{sub}.svg"] = self.to_svg(k).encode("utf-8")
+            if "png" in formats:
+                out[f"{sub}.png"] = _png(self.to_png(k))
+        if "npz" in formats:
+            arrays = {"strokes": self.healed[0], "input_image": self.input_image,
+                      "samples": np.int64(len(self.healed))}
+            for k in range(1, len(self.healed)):
+                arrays[f"strokes_{k}"] = self.healed[k]
+            if self.original is not None:
+                arrays["original"] = self.original
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            out[f"{stem}.npz"] = buf.getvalue()
+        if "side" in formats:
+            out[f"{stem}_side.png"] = _png(self.side_by_side())
+        return out
+
+    def save(self, out_dir: str | os.PathLike, stem: str | None = None,
+             formats: Sequence[str] = FORMATS) -> list[Path]:
+        """Write the outputs (see :meth:`files`) into ``out_dir``, each atomically; returns the paths written.
+
+        All files are encoded before the first is written; if a write fails, the files already written by this
+        call are removed again.
+        """
+        return write_files(Path(out_dir), self.files(stem, formats))
+
+
+def _png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 images
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_files(out_dir: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write ``{name: bytes}`` into ``out_dir`` atomically; on any error remove what this call wrote, re-raise."""
+    written: list[Path] = []
+    try:
+        for fname, data in files.items():
+            path = out_dir / fname
+            with atomic_write(path, "wb") as f:
+                f.write(data)
+            written.append(path)
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    return written
+
+
+# ============================================================================================== healing
+
+
+def _as_healer(model: Healer | str | os.PathLike | None) -> Healer:
+    if isinstance(model, Healer):
+        return model
+    return load_model(model)
+
+
+def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: float | None = None,
+         seed: int = 0, temperature: float = 0.1, samples: int = 1, greedy: bool = False, invert: bool = False,
+         batch_size: int = 64, split: str = "test", limit: int | None = None,
+         precision: str = "fp32") -> list[HealResult]:
+    """Heal sketches.
+
+    Args:
+        inputs: a path or numpy array, or a list of them. Files: images (PNG, JPG, ... any size), ``.npz``
+            (``strokes``/``sketch`` key or sketch-rnn splits: ``split``, ``limit``), QuickDraw ``.ndjson``,
+            ``.svg``. Arrays: stroke-3 ``(n, 3)`` (pen column 0/1) or images ``(H, W)`` / ``(H, W, C)``.
+        model: a :class:`Healer`, a path for :func:`load_model`, or None for the bundled model.
+        mask: erase probability ``p`` for the published patch protocol (None / 0 = heal the input as it is).
+            Input ``i`` uses row ``i`` of ``MaskTable(len(inputs), seed)``; images use stand-in candidates (see
+            :func:`image_to_input`).
+        seed: seeds the masks and the sampling; sample ``k`` of input ``i`` draws from noise key ``(seed, i, k)``,
+            so results do not depend on ``batch_size``.
+        temperature: sampling temperature tau (> 0; the published evaluation uses 0.01).
+        samples: healed sketches per input (each from the same code, different noise).
+        greedy: deterministic decoding (most likely component and pen, component mean).
+        invert: image inputs are light ink on a dark background.
+        batch_size: sketches encoded / decoded together.
+        precision: ``"fp32"`` or ``"bf16"`` for the decoder's matrix products (see ``sketchheal.sample``).
+
+    Returns one :class:`HealResult` per sketch (a multi-sketch file gives several), in input order.
+    Raises ``ValueError`` / ``FileNotFoundError`` naming the input, before any healing, for bad inputs.
+    """
+    from .render import MaskTable
+    from .sample import encode_images, sample
+
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if not greedy and not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be > 0 (or use greedy), got {temperature}")
+    if mask is not None and not 0.0 <= float(mask) <= 1.0:
+        raise ValueError(f"mask must be a probability in [0, 1], got {mask}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    healer = _as_healer(model)
+    items = _expand(inputs, split=split, limit=limit)
+    if not items:
+        raise ValueError("nothing to heal: no inputs")
+    table = MaskTable(len(items), seed) if mask else None
+    images = np.stack([_input_image(it, i, healer, mask=mask, table=table, invert=invert)
+                       for i, it in enumerate(items)])  # (B, N, N)
+    # z = the encoder mean (deterministic code; see sketchheal.sample.heal_images), repeated per sample
+    z = encode_images(healer.model, torch.from_numpy(images)[:, None], batch_size).repeat_interleave(samples, 0)
+    flat = sample(healer.model, z, max_len=healer.max_seq_len, temperature=temperature, greedy=greedy,
+                  seeds=[(int(seed), i, k) for i in range(len(items)) for k in range(samples)],
+                  batch_size=batch_size, precision=precision)
+    results = []
+    for i, it in enumerate(items):
+        healed = [denormalize(s, healer.scale) if len(s) else s for s in flat[i * samples: (i + 1) * samples]]
+        results.append(HealResult(source=it.source, name=it.name, input_image=images[i], healed=healed,
+                                  original=it.strokes))
+    return results
+
+
+def example_inputs() -> list[Path]:
+    """The bundled example inputs (``sketchheal.paths.EXAMPLES_DIR``), sorted by name."""
+    if not EXAMPLES_DIR.is_dir():
+        raise FileNotFoundError(f"no bundled examples at {EXAMPLES_DIR}")
+    files = sorted(p for p in EXAMPLES_DIR.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + SKETCH_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no example inputs in {EXAMPLES_DIR}")
+    return files
+
+
+# ============================================================================================== CLI
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    items = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in items if f not in FORMATS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {bad or text!r}; choose from {','.join(FORMATS)}")
+    return items
+
+
+def register(subparsers) -> None:
+    """Add ``sketchheal heal``."""
+    p = subparsers.add_parser(
+        "heal", help="heal sketches (images, .npz, .ndjson, .svg) into vector sketches",
+        description="Heal sketches with a trained model and write SVG / PNG / npz / side-by-side files. "
+                    "Images: dark ink on light paper (--invert for light on dark), any size.")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image, .npz, .ndjson or .svg files")
+    p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="folder for the outputs")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="release directory or training checkpoint (default: the bundled model)")
+    p.add_argument("--example", action="store_true", help="heal the bundled example inputs")
+    p.add_argument("--mask", type=float, default=None, metavar="P",
+                   help="erase each patch candidate with probability P first (published protocol)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the masks and the sampling (default 0)")
+    p.add_argument("--temperature", type=float, default=0.1, metavar="T", help="sampling temperature (default 0.1)")
+    p.add_argument("--samples", type=int, default=1, metavar="K", help="healed sketches per input (default 1)")
+    p.add_argument("--greedy", action="store_true", help="deterministic decoding")
+    p.add_argument("--invert", action="store_true", help="images are light ink on a dark background")
+    p.add_argument("--format", type=_formats, default=FORMATS, metavar="LIST",
+                   help=f"comma-separated outputs from {','.join(FORMATS)} (default: all)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--batch-size", type=int, default=64, help="sketches per batch (default 64)")
+    p.add_argument("--split", default="test", help="split of sketch-rnn .npz files (default test)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="first N sketches of each multi-sketch file")
+    p.set_defaults(func=_cmd_heal)
+
+
+def _cmd_heal(args: argparse.Namespace) -> int:
+    inputs: list[Any] = list(args.inputs)
+    if args.example:
+        inputs = [*example_inputs(), *inputs]
+    if not inputs:
+        raise ValueError("no INPUT given; pass image / .npz / .ndjson / .svg files, or --example")
+    healer = load_model(args.checkpoint, device=args.device)
+    results = heal(inputs, model=healer, mask=args.mask, seed=args.seed, temperature=args.temperature,
+                   samples=args.samples, greedy=args.greedy, invert=args.invert, batch_size=args.batch_size,
+                   split=args.split, limit=args.limit)
+    files: dict[str, bytes] = {}
+    for r in results:
+        files.update(r.files(r.name, args.format))
+    written = write_files(Path(args.out), files)
+    for path in written:
+        print(path)
+    print(f"healed {len(results)} sketch(es) with {healer.source} -> {len(written)} file(s) in {args.out}",
+          file=sys.stderr)
+    return 0
