@@ -270,9 +270,12 @@ class Trainer:
         sampler = EpochBatchSampler(len(dataset), batch_size=batch_size, seed=self.cfg.train.seed, epoch=epoch,
                                     start=start, ddp=self.ddp)
         workers = self.cfg.data.num_workers
+        # The loader draws its workers' base seed from this generator, not from the global RNG, so that creating
+        # a loader (at each epoch, and once more on resume) leaves the training RNG stream untouched.
+        gen = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + epoch)
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=sampler, num_workers=workers, pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if workers else None,
+            prefetch_factor=4 if workers else None, generator=gen,
         )
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
