@@ -233,8 +233,8 @@ def _unit(a: np.ndarray) -> np.ndarray:
 
 
 def _is_stroke3(a: np.ndarray) -> bool:
-    return a.ndim == 2 and a.shape[1] == 3 and a.shape[0] >= 1 and np.issubdtype(a.dtype, np.number) \
-        and bool(np.isin(a[:, 2], (0, 1)).all())
+    """Arrays of shape ``(n, 3)`` are stroke-3 sketches (validated as such); other shapes are images."""
+    return a.ndim == 2 and a.shape[1] == 3
 
 
 def read_sketches(path: str | os.PathLike, *, split: str = "test", limit: int | None = None) -> list[np.ndarray]:
@@ -642,7 +642,8 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
     Args:
         inputs: a path or numpy array, or a list of them. Files: images (PNG, JPG, ... any size), ``.npz``
             (``strokes``/``sketch`` key or sketch-rnn splits: ``split``, ``limit``), QuickDraw ``.ndjson``,
-            ``.svg``. Arrays: stroke-3 ``(n, 3)`` (pen column 0/1) or images ``(H, W)`` / ``(H, W, C)``.
+            ``.svg``. Arrays: any ``(n, 3)`` array is a stroke-3 sketch; other shapes are images ``(H, W)`` /
+            ``(H, W, 1|3|4)`` (uint8 0..255 or floats in [0, 1]).
         model: a :class:`Healer`, a path for :func:`load_model`, or None for the bundled model.
         mask: erase probability ``p`` for the published patch protocol (None / 0 = heal the input as it is).
             Input ``i`` uses row ``i`` of ``MaskTable(len(inputs), seed)``; images use stand-in candidates (see

@@ -81,7 +81,9 @@ def strokes_to_svg(s3: np.ndarray, *, size: int = 256, stroke_width: float | Non
 
     See :func:`polylines_to_svg` for the layout; an empty sketch gives an empty (blank) drawing.
     """
-    return polylines_to_svg(stroke3_to_polylines(s3), size=size, stroke_width=stroke_width, margin=margin,
+    s3 = np.asarray(s3)
+    lines = stroke3_to_polylines(s3) if len(s3) else []
+    return polylines_to_svg(lines, size=size, stroke_width=stroke_width, margin=margin,
                             color=color, background=background)
 
 
