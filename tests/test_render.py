@@ -26,7 +26,8 @@ def _literal_box(rows: np.ndarray) -> tuple[int, int, int, int]:
     return xmin, ymin, int(c[:, 0].max() - xmin), int(c[:, 1].max() - ymin)
 
 
-def literal_corrupt(s3: np.ndarray, uniforms: np.ndarray, p: float, size: int = 128):
+def literal_corrupt(s3: np.ndarray, uniforms: np.ndarray, p: float, size: int = 128, by_row: bool = False):
+    """by_row: index the uniforms by the candidate's row (the published evaluation's seed.npy), not by k."""
     s = np.asarray(s3, dtype=np.float32)
     _, _, w, h = _literal_box(s)
     longer = h if h >= w else w
@@ -39,7 +40,8 @@ def literal_corrupt(s3: np.ndarray, uniforms: np.ndarray, p: float, size: int = 
     candidates = []
     after_lift = False
     count = 0
-    for row in q:
+    rows = []
+    for r, row in enumerate(q):
         d = row[:2].astype(np.int64)
         if after_lift:  # the row after a pen-up is a move: not drawn
             pen = pen + d
@@ -47,6 +49,7 @@ def literal_corrupt(s3: np.ndarray, uniforms: np.ndarray, p: float, size: int = 
             continue
         if count % 4 == 0 and len(candidates) < 20:
             candidates.append(pen.copy())
+            rows.append(r)
         cv2.line(canvas, (int(pen[0]), int(pen[1])), (int(pen[0] + d[0]), int(pen[1] + d[1])), 255, thickness=16)
         count += 1
         if int(row[2]) != 0:
@@ -58,8 +61,9 @@ def literal_corrupt(s3: np.ndarray, uniforms: np.ndarray, p: float, size: int = 
     padded[pad:pad + side, pad:pad + side] = canvas
     erased = []
     for k, (x, y) in enumerate(candidates):
-        erased.append(uniforms[k] < p)
-        if uniforms[k] < p:
+        u = uniforms[rows[k]] if by_row else uniforms[k]
+        erased.append(u < p)
+        if u < p:
             sq = padded[y + pad - 64:y + pad + 64, x + pad - 64:x + pad + 64]
             if sq.shape == (128, 128):
                 sq[:] = 0
@@ -159,6 +163,18 @@ def test_first_row_is_drawn_and_ignored_by_the_box():
     assert lay.side == 674
     assert lay.points[0, 0] - lay.points[1, 0] == 320 and lay.points[0, 1] == lay.points[1, 1] == 17
     assert lay.drawn.all()
+
+
+def test_candidate_uniforms_reproduce_per_point_tables(sheep):
+    rng = np.random.default_rng(4)
+    for s in sheep[:15]:
+        point_row = rng.random(len(s) + 7)
+        want_c, _, want_erased, _ = literal_corrupt(s, point_row, 0.3, by_row=True)
+        got = corrupt(s, R.candidate_uniforms(s, point_row), 0.3)
+        np.testing.assert_array_equal(got.corrupted, want_c)
+        np.testing.assert_array_equal(got.erased, want_erased)
+    with pytest.raises(ValueError, match="per point"):
+        R.candidate_uniforms(sheep[0], np.zeros(3))
 
 
 def test_consecutive_pen_lifts_follow_published_state_machine():

@@ -155,6 +155,10 @@ def _drawn_rows(lifted: np.ndarray) -> np.ndarray:
     consecutive lifted rows, the rows alternate drawn / move starting with drawn; without such runs this is
     simply "drawn unless the previous row lifted the pen", and row 0 is always drawn.
     """
+    move = np.zeros(lifted.shape[0], dtype=bool)
+    move[1:] = lifted[:-1]
+    if not (move & lifted).any():  # no two consecutive lifted rows: the common case
+        return ~move
     n = lifted.shape[0]
     idx = np.arange(n)
     run_start = lifted & np.concatenate(([True], ~lifted[:-1]))
@@ -212,6 +216,24 @@ def patch_candidates(s3: np.ndarray, max_patches: int = MAX_PATCHES, size: int |
     if size is None:
         return centres
     return _to_image_coords(centres, lay.side, _check_size(size))
+
+
+def candidate_uniforms(s3: np.ndarray, point_uniforms: np.ndarray, max_patches: int = MAX_PATCHES) -> np.ndarray:
+    """Per-candidate uniforms from a per-point row, as the published evaluation indexes its ``seed.npy``.
+
+    The published evaluation erases the candidate taken at row ``i`` iff ``seed[sketch, i] < p``. Given that
+    sketch's row ``point_uniforms (m,)`` (``m >= n``), this returns ``(max_patches,)`` uniforms for :func:`corrupt`
+    that give the same masks: the entries at the candidates' rows, padded with 1.0 (never erased).
+    """
+    u = np.asarray(point_uniforms, dtype=np.float64)
+    lay = layout(s3)
+    if u.ndim != 1 or u.shape[0] < lay.drawn.shape[0]:
+        raise ValueError(f"point_uniforms must be 1-D with at least one number per point "
+                         f"({lay.drawn.shape[0]}), got shape {u.shape}")
+    out = np.ones(max_patches, dtype=np.float64)
+    rows = _candidate_rows(lay, max_patches)
+    out[: rows.shape[0]] = u[rows]
+    return out
 
 
 def _to_image_coords(xy: np.ndarray, side: int, size: int) -> np.ndarray:
@@ -466,6 +488,6 @@ def _table_problem(t: np.ndarray) -> str:
 
 
 __all__ = [
-    "MODES", "Corruption", "Layout", "MaskTable", "corrupt", "fast_line_width", "layout", "patch_candidates",
-    "render", "render_batch",
+    "MODES", "Corruption", "Layout", "MaskTable", "candidate_uniforms", "corrupt", "fast_line_width", "layout",
+    "patch_candidates", "render", "render_batch",
 ]
