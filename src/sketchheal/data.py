@@ -454,13 +454,17 @@ def compute_scale(train_set: SketchSet) -> float:
 
     Compute it once on the training split and store it with the model (see docs/ARCHITECTURE.md).
     """
-    if len(train_set.points) == 0:
+    points = train_set.points
+    if len(points) == 0:
         raise ValueError("cannot compute the scale of an empty training set")
-    xy = train_set.points[:, :2]
-    n = xy.size
-    mean = xy.sum(dtype=np.float64) / n
-    var = np.square(xy - mean, dtype=np.float64).sum() / n
-    return float(np.sqrt(var))
+    chunks = range(0, len(points), 1 << 20)  # float64 copies one chunk at a time (two passes, exact enough)
+    total = sum(float(points[a:a + (1 << 20), :2].sum(dtype=np.float64)) for a in chunks)
+    mean = total / (2 * len(points))
+    sq = 0.0
+    for a in chunks:
+        d = points[a:a + (1 << 20), :2].astype(np.float64) - mean
+        sq += float(np.einsum("ij,ij->", d, d))
+    return float(np.sqrt(sq / (2 * len(points))))
 
 
 # ================================================================================================== writing
