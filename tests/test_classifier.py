@@ -17,6 +17,15 @@ from sketchheal.classifier import (
 KINDS = ("circle", "zigzag", "cross", "square")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest single-threaded, especially on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def shape_sketch(kind: str, rng: np.random.Generator) -> np.ndarray:
     """A noisy stroke-3 drawing of a simple shape (int16 offsets, sketch-rnn style)."""
     t = np.linspace(0, 1, 16)

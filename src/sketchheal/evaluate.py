@@ -82,7 +82,7 @@ def model_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     names = []
     for p in paths:
         path = Path(p)
-        base = path.stem if path.is_file() else path.name
+        base = path.stem if path.suffix in (".pt", ".pth", ".ckpt") or path.is_file() else path.name
         if base in ("ckpt_last", "ckpt_best", "model") and path.parent.name:
             base = f"{path.parent.name}/{base}"
         names.append(base or str(p))
@@ -309,16 +309,8 @@ class ModelRun:
 
 
 def _model_render_mode(healer) -> str:
-    """The render mode the model was trained with (Healer attribute, else its release metadata, else reference)."""
-    mode = getattr(healer, "render_mode", None)
-    if mode:
-        return str(mode)
-    meta = getattr(healer, "meta", None) or {}
-    extra = meta.get("extra", {}) if isinstance(meta, dict) else {}
-    for d in (extra, extra.get("data", {}) if isinstance(extra.get("data"), dict) else {}, meta):
-        if isinstance(d, dict) and d.get("render_mode"):
-            return str(d["render_mode"])
-    return "reference"
+    """The render mode the model was trained with (``Healer.render_mode``; "reference" when unknown)."""
+    return str(getattr(healer, "render_mode", None) or "reference")
 
 
 def _encode(model, images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -716,6 +708,8 @@ def evaluate(
             "render_mode": mode, "scale": float(healer.scale),
             "model_config": dataclasses.asdict(healer.model.config) if dataclasses.is_dataclass(
                 getattr(healer.model, "config", None)) else None,
+            "training_step": (getattr(healer, "meta", None) or {}).get("step"),
+            "categories": list(getattr(healer, "categories", []) or []),
             "n_evaluated": int(len(run.ids)), "n_excluded_too_long": int(len(ev.labels) - len(run.ids)),
             "n_per_category": {ev.categories[c]: int((kept == c).sum()) for c in range(len(ev.categories))},
             "classifier_ceiling": ceiling, "results": rows, "grids": grids,

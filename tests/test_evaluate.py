@@ -1,0 +1,192 @@
+"""Evaluation end to end with tiny models: real sheep test split, the paper's 17 QuickDraw categories with a tiny
+classifier, reproducible masks, side-by-side tables, CLI; plus the small pure helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketchheal.config import PAPER_CATEGORIES, preset
+from sketchheal.evaluate import (
+    MASK_FILE, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
+)
+from sketchheal.model.pix2seq import LmserPix2Seq
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest single-threaded, especially on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def save_tiny_model(directory: Path, *, encoder: str = "gmlp", max_seq_len: int = 64, seed: int = 0) -> Path:
+    """An untrained tiny model whose decoder rarely ends early (so healed sketches have points to draw)."""
+    cfg = preset("tiny")
+    cfg.model.encoder = encoder
+    torch.manual_seed(seed)
+    model = LmserPix2Seq(cfg.model)
+    with torch.no_grad():
+        model.decoder.fc_params.bias[-1] = -4.0  # the p_end logit
+    return model.save_pretrained(directory, scale=12.0, max_seq_len=max_seq_len, categories=["any"],
+                                 extra={"render_mode": cfg.data.render_mode})
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return save_tiny_model(root / "gmlp"), save_tiny_model(root / "cnn", encoder="cnn", max_seq_len=40, seed=1)
+
+
+def fractions(results: dict) -> list[float]:
+    """Every top-k / accuracy number of a results dict."""
+    out = []
+    for m in results["models"]:
+        for r in m["results"]:
+            for group in (r["healed"], r["no_healing"]):
+                for key, value in group.items():
+                    if key == "accuracy":
+                        if value is not None:
+                            out.append(value)
+                    else:
+                        out += [v for k, v in value.items() if k.startswith("top")]
+    return out
+
+
+def assert_outputs(out: Path, results: dict, n_models: int, masks: tuple[float, ...]) -> None:
+    for name in ("results.json", "results.md", "per_category.json", "per_category.md", MASK_FILE):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.rglob(".*") if p.is_file()]  # no temp files left behind
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["settings"]["temperature"] == 0.01 and on_disk["settings"]["seed"] == 0
+    assert on_disk["versions"]["sketchheal"] and on_disk["versions"]["torch"]
+    assert len(results["models"]) == n_models
+    values = fractions(results)
+    assert values and all(0.0 <= v <= 1.0 for v in values)
+    table = (out / "results.md").read_text()
+    for m in results["models"]:
+        assert [r["mask"] for r in m["results"]] == list(masks)
+        assert m["name"] in table
+        for rel in m["grids"]:
+            assert (out / rel).is_file() and rel.endswith(".png")
+        for r in m["results"]:
+            h = r["healed"]["healed_to_original"]
+            assert h["n_queries"] == m["n_evaluated"] and h["top10_published"] <= h["top10"]
+    assert table.count("\n| 0.") >= 2 * n_models * len(masks)  # one row per model x mask in both tables
+
+
+def test_sheep_two_models_side_by_side_and_reproducible_masks(models, sheep_npz, tmp_path):
+    gmlp, cnn = models
+    masks = (0.1, 0.3, 0.5)
+    kw = dict(max_per_category=10, batch_size=4, device="cpu", num_workers=0, progress=False)
+    out1 = tmp_path / "run1"
+    res = evaluate([gmlp, cnn], [sheep_npz], out_dir=out1, masks=masks, **kw)
+    assert_outputs(out1, res, n_models=2, masks=masks)
+    data = res["data"]
+    assert data["n_sketches"] == 10 and data["n_per_category"] == {"aaron_sheep": 10}
+    assert data["max_seq_len_filter"] == 64 and data["mask_table"]["seed"] == 0
+    # The CNN model's max_seq_len (40) leaves some of the 10 sketches (<= 64 points) out; it says how many.
+    m_gmlp, m_cnn = res["models"]
+    assert m_gmlp["n_evaluated"] == 10 and m_gmlp["n_excluded_too_long"] == 0
+    assert m_cnn["n_evaluated"] + m_cnn["n_excluded_too_long"] == 10
+    assert m_cnn["n_evaluated"] < 10
+    # Nested masks: more is erased at higher p.
+    erased = [r["erased_fraction"] for r in m_gmlp["results"]]
+    assert erased == sorted(erased) and erased[-1] > 0
+    # One category: no recognition accuracy, and the results say why.
+    assert res["classifier"] is None and all(r["healed"]["accuracy"] is None for r in m_gmlp["results"])
+    assert "classifier" in res["accuracy_note"]
+    assert "top-10 (pub.)" in (out1 / "results.md").read_text()
+
+    # A second run from the saved mask table reproduces the masks and, with the same seed, every number.
+    out2 = tmp_path / "run2"
+    res2 = evaluate([gmlp], [sheep_npz], out_dir=out2, masks=masks, mask_table=out1 / MASK_FILE, seed=7,
+                    **{**kw, "batch_size": 3})
+    np.testing.assert_array_equal(np.load(out1 / MASK_FILE), np.load(out2 / MASK_FILE))
+    assert res2["data"]["mask_table"]["loaded_from"] == str(out1 / MASK_FILE)
+    assert res2["data"]["mask_table"]["sha256"] == res["data"]["mask_table"]["sha256"]
+    for r1, r2 in zip(m_gmlp["results"], res2["models"][0]["results"]):
+        assert r1["erased_fraction"] == r2["erased_fraction"]  # same masks
+        assert r1["no_healing"] == r2["no_healing"]  # the floor depends on the masks only
+    out3 = tmp_path / "run3"
+    res3 = evaluate([gmlp], [sheep_npz], out_dir=out3, masks=masks, mask_table=out1 / MASK_FILE,
+                    **{**kw, "batch_size": 3})
+    for r1, r3 in zip(m_gmlp["results"], res3["models"][0]["results"]):
+        assert r1["healed"] == r3["healed"]  # same seed: the same healed sketches, whatever the batch size
+
+
+def test_paper_categories_with_a_tiny_classifier(models, data_dir, tmp_path):
+    from sketchheal.classifier import train_classifier
+
+    paths = [data_dir / "quickdraw" / "simplified" / f"{c}.ndjson" for c in PAPER_CATEGORIES]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        pytest.skip(f"missing QuickDraw samples {missing[:3]}")
+    clf = train_classifier(paths, tmp_path / "clf", steps=4, batch_size=16, image_size=32, seed=0, device="cpu",
+                           num_workers=0, render_mode="fast", width=0.25, progress=False)
+    gmlp, _ = models
+    out = tmp_path / "eval"
+    res = evaluate([gmlp], paths, out_dir=out, masks=(0.3,), classifier=clf, max_per_category=2, batch_size=16,
+                   device="cpu", num_workers=0, progress=False)
+    assert_outputs(out, res, n_models=1, masks=(0.3,))
+    assert res["data"]["categories"] == list(PAPER_CATEGORIES)
+    m = res["models"][0]
+    assert m["n_evaluated"] == res["data"]["n_sketches"] <= 2 * 17
+    r = m["results"][0]
+    assert 0.0 <= r["healed"]["accuracy"] <= 1.0 and 0.0 <= r["no_healing"]["accuracy"] <= 1.0
+    assert 0.0 <= m["classifier_ceiling"]["accuracy"] <= 1.0
+    assert res["classifier"]["categories"] == list(PAPER_CATEGORIES)
+    per_cat = json.loads((out / "per_category.json").read_text())[m["name"]]
+    assert set(per_cat) == set(res["data"]["n_per_category"]) - {c for c, n in
+                                                                 res["data"]["n_per_category"].items() if n == 0}
+    for entry in per_cat.values():
+        e = entry[mask_label(0.3)]
+        assert 0.0 <= e["healed"]["top1"] <= 1.0 and 0.0 <= e["healed"]["accuracy"] <= 1.0
+    assert len(m["grids"]) == len(per_cat)
+    assert "The Great Wall of China" in (out / "per_category.md").read_text()
+
+
+def test_mask_table_too_small_is_refused(models, sheep_npz, tmp_path):
+    from sketchheal.render import MaskTable
+
+    MaskTable(3, seed=0).save(tmp_path / "small.npy")
+    with pytest.raises(ValueError, match="rows"):
+        evaluate([models[0]], [sheep_npz], out_dir=tmp_path / "o", mask_table=tmp_path / "small.npy",
+                 max_per_category=5, device="cpu", num_workers=0, progress=False)
+
+
+def test_cli_evaluate(models, sheep_npz, tmp_path, capsys):
+    from sketchheal.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["evaluate", "--checkpoint", str(models[0]), "--data", str(sheep_npz), "--masks", "0.5",
+               "--max-per-category", "4", "--batch-size", "4", "--device", "cpu", "--workers", "0",
+               "--no-progress", "-o", str(out)])
+    assert rc == 0
+    assert "Healed -> originals" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["settings"]["masks"] == [0.5]
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--data", str(sheep_npz), "-o", str(out)])
+    assert rc == 1
+
+
+def test_small_helpers():
+    assert parse_masks("0.5,0.1,0.3,0.1") == (0.1, 0.3, 0.5)
+    assert parse_masks([0.3]) == (0.3,)
+    for bad in ("", "1.5", "a,b"):
+        with pytest.raises(ValueError):
+            parse_masks(bad)
+    np.testing.assert_array_equal(first_per_category(np.array([0, 1, 0, 0, 1, 2]), 2), [0, 1, 2, 4, 5])
+    np.testing.assert_array_equal(first_per_category(np.array([1, 0]), None), [0, 1])
+    assert model_names(["runs/a", "runs/b/a", "x/ckpt_last.pt"]) == ["a#1", "a#2", "x/ckpt_last"]
+    assert mask_label(0.3) == "p0.3"
+    assert sample_key(0, 0.3, 5) == (0, 3000, 5)
+    img = grid_image([np.ones((8, 8))] * 3, [-np.ones((8, 8))] * 3, [np.zeros((8, 8))] * 3)
+    assert img.shape == (3 * 8 + 4 * 2, 3 * 8 + 4 * 2) and img.dtype == np.uint8
+    assert img[2, 2] == 0 and img[2 + 8 + 2, 2] == 255 and not math.isnan(float(img.mean()))
