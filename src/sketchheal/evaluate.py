@@ -313,7 +313,7 @@ def _model_render_mode(healer) -> str:
     return str(getattr(healer, "render_mode", None) or "reference")
 
 
-def _encode(model, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _encode(model, images: torch.Tensor) -> torch.Tensor:
     """Mean codes ``mu (B, Nz)`` (float32, on the model's device) of images (B, 1, N, N)."""
     from .sample import encode_images
 
@@ -326,77 +326,111 @@ def sample_key(seed: int, p: float, sketch_id: int) -> tuple[int, int, int]:
     return (int(seed), int(round(p * 10_000)), int(sketch_id))
 
 
-def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature: float, greedy: bool, seed: int,
-              batch_size: int, num_workers: int, grid_count: int, progress: bool, desc: str) -> ModelRun:
-    """Encode, heal (decode from the corrupted input's mean code), re-render and re-encode every kept sketch."""
+@dataclass
+class _Setup:
+    """How one model (and the classifier) see the sketches."""
+
+    healer: Any
+    size: int
+    mode: str
+    clf: Any
+    clf_separate: bool  # the classifier needs its own renderings (other size or render mode)
+
+    @property
+    def clf_size(self) -> int | None:
+        return self.clf.image_size if self.clf_separate else None
+
+    @property
+    def clf_mode(self) -> str | None:
+        return self.clf.render_mode if self.clf_separate else None
+
+
+def _heal_stage(st: _Setup, ev: EvalSet, ids: np.ndarray, ps: Sequence[float], *, temperature: float,
+                greedy: bool, seed: int, batch_size: int, num_workers: int, progress: bool, desc: str) -> dict:
+    """Stage 1 over sketches ``ids``: gallery codes, corrupted codes, healed sketches (unnormalised stroke-3),
+    erased fractions and the classifier's labels for the clean and corrupted images."""
     from .classifier import classify
     from .sample import sample
 
-    model, device = healer.model, torch.device(healer.device)
-    model.eval()
-    size, mode, scale = int(healer.image_size), _model_render_mode(healer), float(healer.scale)
-    ids = np.nonzero(ev.lengths <= int(healer.max_seq_len))[0]
-    clf_separate = clf is not None and (clf.image_size != size or clf.render_mode != mode)
-    clf_size = clf.image_size if clf_separate else None
-    clf_mode = clf.render_mode if clf_separate else None
-    grid = {int(c): np.nonzero(ev.labels[ids] == c)[0][:grid_count].tolist() for c in np.unique(ev.labels[ids])}
-
-    gallery, corrupted_codes = [], [[] for _ in ps]
-    healed_s3: list[list[np.ndarray]] = [[] for _ in ps]
-    erased = [[] for _ in ps]
-    pred_clean, pred_corrupted = [], [[] for _ in ps]
-    data = _InputImages(ev.sketches, ids, ev.masks, ps, size, mode, clf_size, clf_mode)
+    model, healer = st.healer.model, st.healer
+    out: dict[str, Any] = {"gallery": [], "corrupted": [[] for _ in ps], "healed": [[] for _ in ps],
+                           "erased": [[] for _ in ps], "pred_clean": [], "pred_corrupted": [[] for _ in ps]}
+    clean_key, corrupted_key = ("clf_clean", "clf_corrupted") if st.clf_separate else ("clean", "corrupted")
+    data = _InputImages(ev.sketches, ids, ev.masks, ps, st.size, st.mode, st.clf_size, st.clf_mode)
     loader = _loader(data, batch_size, num_workers)
     pos = 0
     for batch in _progress(loader, total=len(loader), desc=f"{desc}: heal", enabled=progress):
-        b = batch["clean"].shape[0]
-        batch_ids = ids[pos:pos + b]
-        pos += b
-        gallery.append(_encode(model, batch["clean"], device).cpu())
-        if clf is not None:
-            pred_clean.append(classify(clf, batch["clf_clean" if clf_separate else "clean"])[0])
-        for j in range(len(ps)):
-            images = batch["corrupted"][:, j]
-            mu = _encode(model, images, device)
-            corrupted_codes[j].append(mu.cpu())
-            erased[j].append(batch["erased"][:, j].numpy())
+        batch_ids = ids[pos:pos + batch["clean"].shape[0]].tolist()
+        pos += len(batch_ids)
+        out["gallery"].append(_encode(model, batch["clean"]).cpu())
+        if st.clf is not None:
+            out["pred_clean"].append(classify(st.clf, batch[clean_key])[0])
+        for j, p in enumerate(ps):
+            mu = _encode(model, batch["corrupted"][:, j])
+            out["corrupted"][j].append(mu.cpu())
+            out["erased"][j].append(batch["erased"][:, j].numpy())
             strokes = sample(model, mu, max_len=int(healer.max_seq_len), temperature=temperature, greedy=greedy,
-                             seeds=[sample_key(seed, ps[j], sid) for sid in batch_ids.tolist()])
-            for s in strokes:
-                s = np.asarray(s, dtype=np.float32).copy()
-                if len(s):
-                    s[:, :2] *= scale
-                healed_s3[j].append(s)
-            if clf is not None:
-                key = "clf_corrupted" if clf_separate else "corrupted"
-                pred_corrupted[j].append(classify(clf, batch[key][:, j])[0])
+                             seeds=[sample_key(seed, p, sid) for sid in batch_ids])
+            out["healed"][j] += [_denormalise(s, float(healer.scale)) for s in strokes]
+            if st.clf is not None:
+                out["pred_corrupted"][j].append(classify(st.clf, batch[corrupted_key][:, j])[0])
+    return out
 
+
+def _denormalise(s3: np.ndarray, scale: float) -> np.ndarray:
+    s = np.asarray(s3, dtype=np.float32).copy()
+    s[:, :2] *= scale
+    return s
+
+
+def _reencode_stage(st: _Setup, healed: list[np.ndarray], *, batch_size: int, num_workers: int, progress: bool,
+                    desc: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stage 2: render the healed sketches uncorrupted (the model's size and mode) and encode them -> codes (n, Nz);
+    with a classifier also its labels (n,) for them."""
+    from .classifier import classify
+
+    data = _HealedImages(healed, st.size, st.mode, st.clf_size, st.clf_mode)
+    loader = _loader(data, batch_size, num_workers)
+    codes, preds = [], []
+    for batch in _progress(loader, total=len(loader), desc=desc, enabled=progress):
+        codes.append(_encode(st.healer.model, batch["image"]).cpu())
+        if st.clf is not None:
+            preds.append(classify(st.clf, batch["clf_image" if st.clf_separate else "image"])[0])
+    return torch.cat(codes).numpy(), (np.concatenate(preds) if st.clf is not None else None)
+
+
+def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature: float, greedy: bool, seed: int,
+              batch_size: int, num_workers: int, grid_count: int, progress: bool, desc: str) -> ModelRun:
+    """Encode, heal (decode from the corrupted input's mean code), re-render and re-encode every sketch of the
+    evaluation set that fits the model's max_seq_len."""
+    healer.model.eval()
+    size, mode = int(healer.image_size), _model_render_mode(healer)
+    st = _Setup(healer=healer, size=size, mode=mode, clf=clf,
+                clf_separate=clf is not None and (clf.image_size != size or clf.render_mode != mode))
+    ids = np.nonzero(ev.lengths <= int(healer.max_seq_len))[0]
+    s1 = _heal_stage(st, ev, ids, ps, temperature=temperature, greedy=greedy, seed=seed, batch_size=batch_size,
+                     num_workers=num_workers, progress=progress, desc=desc)
     healed_codes, pred_healed = [], []
-    for j in range(len(ps)):
-        hdata = _HealedImages(healed_s3[j], size, mode, clf_size, clf_mode)
-        hloader = _loader(hdata, batch_size, num_workers)
-        codes, preds = [], []
-        for batch in _progress(hloader, total=len(hloader), desc=f"{desc}: re-encode {mask_label(ps[j])}",
-                               enabled=progress):
-            codes.append(_encode(model, batch["image"], device).cpu())
-            if clf is not None:
-                preds.append(classify(clf, batch["clf_image" if clf_separate else "image"])[0])
-        healed_codes.append(torch.cat(codes).numpy())
-        pred_healed.append(np.concatenate(preds) if clf is not None else None)
-
+    for j, p in enumerate(ps):
+        codes, preds = _reencode_stage(st, s1["healed"][j], batch_size=batch_size, num_workers=num_workers,
+                                       progress=progress, desc=f"{desc}: re-encode {mask_label(p)}")
+        healed_codes.append(codes)
+        pred_healed.append(preds)
+    with_clf = clf is not None
+    grid = {int(c): np.nonzero(ev.labels[ids] == c)[0][:grid_count].tolist() for c in np.unique(ev.labels[ids])}
     return ModelRun(
         ids=ids,
-        gallery=torch.cat(gallery).numpy(),
-        corrupted=[torch.cat(c).numpy() for c in corrupted_codes],
+        gallery=torch.cat(s1["gallery"]).numpy(),
+        corrupted=[torch.cat(c).numpy() for c in s1["corrupted"]],
         healed=healed_codes,
-        erased_fraction=[float(np.concatenate(e).mean()) for e in erased],
-        healed_points=[np.array([len(s) for s in h], np.int64) for h in healed_s3],
-        pred_clean=np.concatenate(pred_clean) if clf is not None else None,
-        pred_corrupted=[np.concatenate(p) for p in pred_corrupted] if clf is not None else None,
-        pred_healed=pred_healed if clf is not None else None,
+        erased_fraction=[float(np.concatenate(e).mean()) for e in s1["erased"]],
+        healed_points=[np.array([len(s) for s in h], np.int64) for h in s1["healed"]],
+        pred_clean=np.concatenate(s1["pred_clean"]) if with_clf else None,
+        pred_corrupted=[np.concatenate(p) for p in s1["pred_corrupted"]] if with_clf else None,
+        pred_healed=pred_healed if with_clf else None,
         max_len=int(healer.max_seq_len),
         grid=grid,
-        healed_grid=[{c: [healed_s3[j][k] for k in pos] for c, pos in grid.items()} for j in range(len(ps))],
+        healed_grid=[{c: [h[k] for k in pos] for c, pos in grid.items()} for h in s1["healed"]],
     )
 
 
@@ -699,7 +733,9 @@ def evaluate(
         run = run_model(healer, ev, ps, clf=clf, temperature=temperature, greedy=greedy, seed=seed,
                         batch_size=batch_size, num_workers=num_workers, grid_count=grid_count, progress=progress,
                         desc=name)
-        rows, cats, ceiling = model_metrics(run, ev, ps, clf_labels, dev)
+        # float64 distances: CUDA or CPU (MPS has no float64)
+        metric_device = dev if dev.type == "cuda" else torch.device("cpu")
+        rows, cats, ceiling = model_metrics(run, ev, ps, clf_labels, metric_device)
         size, mode = int(healer.image_size), _model_render_mode(healer)
         grids = write_grids(out, name, run, ev, ps, mode, size=max(128, size))
         kept = ev.labels[run.ids]
