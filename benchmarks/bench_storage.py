@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchheal.data import SketchSet, compute_scale
+from sketchheal.fileio import atomic_write
 
 
 def synthetic_category(rng: np.random.Generator, n: int, mean_len: float = 65.0) -> SketchSet:
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"compute_scale: {sec['compute_scale']} s, pickle: {result['pickle_MiB']} MiB in {sec['pickle_dumps']} s "
           f"(loads {sec['pickle_loads']} s), concat of {result['categories']}: {sec['concat_categories']} s")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_write(out, "w") as f:
+        f.write(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -193,26 +193,12 @@ def denormalize(s3: np.ndarray, scale: float) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------ RDP
-def _line_distances(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance of points ``p (m, 2)`` to the infinite lines through ``a (m, 2)`` and ``b (m, 2)``.
-
-    Where ``a == b`` the distance to ``a`` is used.
-    """
-    d = b - a
-    length = np.hypot(d[:, 0], d[:, 1])
-    rel = p - a
-    cross = np.abs(d[:, 0] * rel[:, 1] - d[:, 1] * rel[:, 0])
-    point = np.hypot(rel[:, 0], rel[:, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(length > 0, cross / np.where(length > 0, length, 1.0), point)
-
-
 def rdp_mask(points: np.ndarray, epsilon: float) -> np.ndarray:
     """Ramer-Douglas-Peucker: boolean mask ``(k,)`` of the points of ``points (k, 2)`` that are kept.
 
-    Same result as the recursive algorithm (a point is kept when it is the farthest from the chord of its
-    interval, at a distance > ``epsilon``, ties going to the first), but all intervals of one recursion level
-    are processed together with numpy, so the cost is O(k) per level instead of one Python call per interval.
+    The recursive definition (keep the point farthest from the chord's line when it is more than ``epsilon``
+    away, ties going to the first, then recurse on both halves) with an explicit stack; the distances of each
+    interval are one numpy expression. A zero-length chord uses the distance to its end point.
     """
     p = np.asarray(points, np.float64)
     k = len(p)
@@ -220,26 +206,21 @@ def rdp_mask(points: np.ndarray, epsilon: float) -> np.ndarray:
     if k == 0:
         return keep
     keep[[0, -1]] = True
-    open_ = np.ones(k, bool)
-    open_[[0, -1]] = False
-    idx = np.arange(k)
-    while open_.any():
-        left = np.maximum.accumulate(np.where(keep, idx, 0))
-        right = np.minimum.accumulate(np.where(keep, idx, k - 1)[::-1])[::-1]
-        cand = np.flatnonzero(open_)
-        a, b = left[cand], right[cand]
-        dist = _line_distances(p[cand], p[a], p[b])
-        starts = np.flatnonzero(np.r_[True, a[1:] != a[:-1]])  # candidates are grouped by interval
-        counts = np.diff(np.r_[starts, len(cand)])
-        gmax = np.maximum.reduceat(dist, starts)
-        group = np.repeat(np.arange(len(starts)), counts)
-        at_max = np.flatnonzero(dist == gmax[group])
-        first = at_max[np.r_[True, group[at_max][1:] != group[at_max][:-1]]]  # first argmax of each group
-        split = gmax > epsilon
-        chosen = cand[first[split]]
-        keep[chosen] = True
-        open_[cand[~split[group]]] = False  # intervals within epsilon are done
-        open_[chosen] = False
+    x, y = np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1])
+    stack = [(0, k - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        dx, dy = x[b] - x[a], y[b] - y[a]
+        rx, ry = x[a + 1:b] - x[a], y[a + 1:b] - y[a]
+        length = np.hypot(dx, dy)
+        dist = np.abs(dx * ry - dy * rx) / length if length > 0 else np.hypot(rx, ry)
+        i = int(dist.argmax())
+        if dist[i] > epsilon:
+            m = a + 1 + i
+            keep[m] = True
+            stack += [(m, b), (a, m)]
     return keep
 
 
