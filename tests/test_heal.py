@@ -357,3 +357,11 @@ def test_cli_example(tmp_path, model_dir, monkeypatch, capsys):
     assert "house.png" in capsys.readouterr().out
     monkeypatch.setattr(H, "EXAMPLES_DIR", tmp_path / "none")
     assert main(["heal", "--example", "-o", str(out), "--checkpoint", str(model_dir)]) == 1
+
+
+def test_package_level_heal_is_callable_after_the_module_import(healer):
+    import sketchheal
+    import sketchheal.heal  # noqa: F401  (binds the package attribute to the module)
+
+    r = sketchheal.heal(_sketch(), model=healer, greedy=True)
+    assert len(r) == 1 and isinstance(r[0], H.HealResult)

@@ -759,3 +759,18 @@ def _cmd_heal(args: argparse.Namespace) -> int:
     print(f"healed {len(results)} sketch(es) with {healer.source} -> {len(written)} file(s) in {args.out}",
           file=sys.stderr)
     return 0
+
+
+# ============================================================================================== module call
+
+
+class _CallableModule(type(sys)):
+    """``sketchheal.heal`` is both this module and the package's ``heal`` function: once the module is imported,
+    Python binds the package attribute ``sketchheal.heal`` to the module, so the module forwards calls to
+    :func:`heal` and ``sketchheal.heal(inputs, ...)`` works however it was reached."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[HealResult]:
+        return heal(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
