@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
 import sys
@@ -35,8 +34,7 @@ import torch
 from . import render as _render
 from .fileio import atomic_write
 from .paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
-from .strokes import (denormalize, polylines_to_stroke3, quickdraw_to_polylines, simplify_polylines,
-                      simplify_quickdraw, stroke3_to_polylines)
+from .strokes import denormalize, polylines_to_stroke3, simplify_polylines, stroke3_to_polylines
 from .svg import fit_transform, strokes_to_svg, svg_to_polylines
 
 __all__ = ["Healer", "HealResult", "load_model", "heal", "image_to_input", "load_image", "read_sketches",
@@ -251,9 +249,10 @@ def read_sketches(path: str | os.PathLike, *, split: str = "test", limit: int | 
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        sketches = _read_npz(path, split)
+        single = _read_single_npz(path)
+        sketches = [single] if single is not None else _load_set(path, split, limit)
     elif suffix == ".ndjson":
-        sketches = _read_ndjson(path, limit)
+        sketches = _load_set(path, split, limit)
     elif suffix == ".svg":
         lines = svg_to_polylines(path)
         if not lines:
@@ -264,53 +263,39 @@ def read_sketches(path: str | os.PathLike, *, split: str = "test", limit: int | 
     return sketches[:limit] if limit is not None else sketches
 
 
-def _read_npz(path: Path, split: str) -> list[np.ndarray]:
+def _read_single_npz(path: Path) -> np.ndarray | None:
+    """The sketch stored under ``strokes`` / ``sketch`` in an ``.npz``, None for a sketch-rnn split file."""
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    if not hasattr(data, "keys"):
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive")
     with data:
         keys = list(data.keys())
         for key in ("strokes", "sketch"):
             if key in keys:
-                return [_check_strokes(data[key], f"{path}[{key}]")]
-        if not any(k in keys for k in ("train", "valid", "test")):
-            raise ValueError(f"{path}: no 'strokes'/'sketch' array and no sketch-rnn splits (train/valid/test); "
-                             f"keys are {keys}")
-    if split not in keys:
-        raise ValueError(f"{path}: no split {split!r}; it has {[k for k in keys if k in ('train', 'valid', 'test')]}")
-    try:  # sketch-rnn splits are object arrays of (n, 3) int16 arrays
-        with np.load(path, allow_pickle=True, encoding="latin1") as data:
-            arr = data[split]
-    except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path}: cannot read split {split!r} ({e})") from None
-    return [_check_strokes(s, f"{path}[{split}][{i}]") for i, s in enumerate(arr)]
+                try:
+                    arr = data[key]
+                except ValueError as e:
+                    raise ValueError(f"{path}[{key}]: not a numeric stroke-3 array ({e})") from None
+                return _check_strokes(arr, f"{path}[{key}]")
+    if not any(k in keys for k in ("train", "valid", "test")):
+        raise ValueError(f"{path}: no 'strokes'/'sketch' array and no sketch-rnn splits (train/valid/test); "
+                         f"keys are {keys}")
+    return None
 
 
-def _read_ndjson(path: Path, limit: int | None) -> list[np.ndarray]:
-    out = []
-    try:
-        f = path.open("r", encoding="utf-8")
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read ({e})") from None
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if limit is not None and len(out) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                drawing = rec["drawing"] if isinstance(rec, dict) else rec
-                raw = len(drawing) > 0 and len(drawing[0]) == 3
-                lines = simplify_quickdraw(drawing) if raw else quickdraw_to_polylines(drawing)
-                s3 = polylines_to_stroke3(lines)
-            except (json.JSONDecodeError, KeyError, TypeError, IndexError, ValueError) as e:
-                raise ValueError(f"{path}:{lineno}: not a QuickDraw drawing ({e.__class__.__name__}: {e})") from None
-            out.append(_check_strokes(s3, f"{path}:{lineno}"))
-    if not out:
-        raise ValueError(f"{path}: no drawings")
-    return out
+def _load_set(path: Path, split: str, limit: int | None) -> list[np.ndarray]:
+    """Every sketch of a sketch-rnn ``.npz`` split or a QuickDraw ``.ndjson`` file (``sketchheal.data``'s reader,
+    with no length limit and no clipping: the length is checked against the model later)."""
+    from .data import load_file
+
+    sketches = load_file(path, split, max_seq_len=None, clip=None)
+    if len(sketches) == 0:
+        raise ValueError(f"{path}: no usable sketches (dropped: {dict(sketches.dropped)})")
+    n = len(sketches) if limit is None else min(limit, len(sketches))
+    return [sketches[i] for i in range(n)]
 
 
 def _check_strokes(s3: Any, name: str) -> np.ndarray:
