@@ -190,6 +190,7 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
     dev = pick_device(device)
     net.to(dev).eval()
     meta = {k: v for k, v in ckpt.items() if k not in ("model",)}
+    meta["path"] = str(file)
     return Classifier(net=net, categories=list(ckpt["categories"]), image_size=cfg.image_size,
                       render_mode=cfg.render_mode, device=dev, meta=meta)
 

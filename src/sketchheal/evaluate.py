@@ -675,7 +675,7 @@ def evaluate(
     greedy: bool = False,
     seed: int = 0,
     out_dir: str | os.PathLike,
-    classifier: str | os.PathLike | None = None,
+    classifier: str | os.PathLike | Any | None = None,
     max_per_category: int | None = None,
     batch_size: int = 100,
     device: str | torch.device | None = None,
@@ -689,7 +689,8 @@ def evaluate(
     model_paths: release directories or training checkpoints (anything ``sketchheal.heal.load_model`` reads).
     data_paths: one category per file (.npz with splits, or .ndjson). masks: erase probabilities p.
     mask_table: a ``masks.npy`` from an earlier evaluation (rows >= number of evaluated sketches) to reuse its
-    exact masks; otherwise ``MaskTable(n, seed)``. classifier: a ``train-classifier`` output (file or folder).
+    exact masks; otherwise ``MaskTable(n, seed)``. classifier: a ``train-classifier`` output (file or folder) or
+    a loaded ``sketchheal.classifier.Classifier``.
     num_workers: DataLoader workers that render (None: up to 8, one less than the CPU count).
     Writes into ``out_dir``: masks.npy, results.json, results.md, per_category.json, per_category.md and
     grids/<model>/<p>/<category>.png. Returns the content of results.json.
@@ -721,9 +722,9 @@ def evaluate(
     if classifier is not None and len(ev.categories) < 2:
         accuracy_note = "recognition accuracy needs at least 2 categories; the data has 1"
     elif classifier is not None:
-        from .classifier import load_classifier, map_labels
+        from .classifier import Classifier, load_classifier, map_labels
 
-        clf = load_classifier(classifier, device=dev)
+        clf = classifier if isinstance(classifier, Classifier) else load_classifier(classifier, device=dev)
         clf_labels = map_labels(ev.categories, ev.labels, clf.categories)
     else:
         accuracy_note = "no classifier given (--classifier)"
@@ -761,7 +762,7 @@ def evaluate(
                      "top50_published": "first 49 neighbours", "grid_count": grid_count},
         "data": {**ev.info, "categories": ev.categories},
         "classifier": None if clf is None else {
-            "path": str(classifier), "categories": clf.categories, "image_size": clf.image_size,
+            "path": clf.meta.get("path", str(classifier)), "categories": clf.categories, "image_size": clf.image_size,
             "render_mode": clf.render_mode, "own_test_accuracy": clf.meta.get("test_accuracy"),
             "own_test_note": clf.meta.get("test_note")},
         "accuracy_note": accuracy_note,
