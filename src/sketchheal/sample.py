@@ -116,6 +116,7 @@ class _RowSampler:
         self.inv_tau = 1.0 / cfg.temperature if not cfg.greedy else 0.0
         self.sqrt_tau = math.sqrt(cfg.temperature) if not cfg.greedy else 0.0
         self.eye3 = torch.eye(3, device=device)
+        self.rows = torch.arange(noise.shape[0] if noise is not None else 0, device=device)
 
     def keep(self, rows: torch.Tensor) -> None:
         if self.noise is not None:
@@ -134,7 +135,9 @@ class _RowSampler:
             g = self.noise[:, t]  # (n, M + 5)
             k = torch.add(g[:, :m], mix[:, :, 0], alpha=self.inv_tau).argmax(1)  # Gumbel-max of softmax(l / tau)
             pen = torch.add(g[:, m: m + 3], pen_logits, alpha=self.inv_tau).argmax(1)
-        sel = mix[torch.arange(n, device=params.device), k]  # (n, 6): the chosen component
+        if self.rows.shape[0] != n:
+            self.rows = torch.arange(n, device=params.device)
+        sel = mix[self.rows, k]  # (n, 6): the chosen component
         mean = sel[:, 1:3]
         if self.cfg.greedy:
             return mean, pen
