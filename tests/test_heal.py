@@ -234,6 +234,8 @@ def test_heal_is_seeded_and_batch_independent(tmp_path, healer):
     assert any(x.shape != y.shape or not np.allclose(x, y) for x, y in zip(flat(a), flat(c)))
     g = H.heal(inputs[1], model=healer, greedy=True, samples=2)[0]
     assert np.array_equal(g.healed[0], g.healed[1])
+    fast = H.heal(inputs[1], model=healer, greedy=True, precision="bf16")[0]
+    assert fast.healed[0].ndim == 2 and np.isfinite(fast.healed[0]).all()
 
 
 def test_heal_masks_vector_inputs_with_the_published_protocol(healer):
@@ -318,7 +320,7 @@ def test_cli_heal_writes_the_requested_formats(tmp_path, model_dir, capsys):
     inputs = [str(p) for p in _inputs(tmp_path)[:2]]
     out = tmp_path / "out"
     rc = main(["heal", *inputs, "-o", str(out), "--checkpoint", str(model_dir), "--format", "svg,npz",
-               "--mask", "0.3", "--seed", "7", "--temperature", "0.2", "--device", "cpu"])
+               "--mask", "0.3", "--seed", "7", "--temperature", "0.2", "--device", "cpu", "--precision", "bf16"])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["house.npz", "house.svg", "one.npz", "one.svg"]
     printed = capsys.readouterr().out.split()

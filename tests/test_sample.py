@@ -157,6 +157,8 @@ def test_encode_and_heal_images(model):
     assert mu.shape == (5, 8)
     with torch.no_grad():
         assert torch.allclose(mu, model.encode(images).mu, atol=1e-5)
+    mu16 = encode_images(model, images, batch_size=2, precision="bf16")
+    assert mu16.dtype == torch.float32 and torch.allclose(mu16, mu, atol=0.1)
     out = heal_images(model, images, max_len=12, temperature=0.2, seeds=range(5), batch_size=2)
     assert len(out) == 5 and all(len(s) <= 12 for s in out)
     assert model.training is False

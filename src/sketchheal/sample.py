@@ -350,8 +350,15 @@ def _assemble(segments, n: int, max_len: int) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------------------------------- encoding
 
 
-def encode_images(model: nn.Module, images: torch.Tensor | np.ndarray, batch_size: int = 64) -> torch.Tensor:
-    """Encoder means ``mu (B, Nz)`` (on the model's device) of ``images (B, 1, N, N)`` in [-1, 1], in batches."""
+def encode_images(model: nn.Module, images: torch.Tensor | np.ndarray, batch_size: int = 64,
+                  precision: str = "fp32") -> torch.Tensor:
+    """Encoder means ``mu (B, Nz)`` float32 (on the model's device) of ``images (B, 1, N, N)`` in [-1, 1], in batches.
+
+    ``precision="bf16"`` runs the encoder under bfloat16 autocast (about 3x faster on CPUs with AVX-512 BF16;
+    codes differ from fp32 by ~1-2 % of their magnitude).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     images = torch.as_tensor(images)
     if images.ndim == 3:
         images = images[:, None]
@@ -359,7 +366,8 @@ def encode_images(model: nn.Module, images: torch.Tensor | np.ndarray, batch_siz
         raise ValueError(f"images must have shape (B, 1, N, N), got {tuple(images.shape)}")
     device = _device_of(model)
     mus = []
-    with torch.inference_mode(), _eval_mode(model):
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), _eval_mode(model), autocast:
         for start in range(0, images.shape[0], max(1, batch_size)):
             batch = images[start: start + batch_size].to(device=device, dtype=torch.float32)
             mus.append(model.encode(batch).mu.float())
@@ -378,6 +386,6 @@ def heal_images(model: nn.Module, images: torch.Tensor | np.ndarray, *, max_len:
     sigma carries no calibrated meaning, and the mean makes healing deterministic up to the decoder's own sampling
     (it is also the code the published retrieval evaluation uses). Returns ``B`` normalised stroke-3 arrays.
     """
-    z = encode_images(model, images, batch_size)
+    z = encode_images(model, images, batch_size, precision)
     return sample(model, z, max_len=max_len, temperature=temperature, greedy=greedy, generator=generator,
                   seeds=seeds, batch_size=batch_size, precision=precision)
