@@ -1,0 +1,328 @@
+"""The demo's handlers (canvas in -> healed SVG / PNG out), examples, page construction and CLI; no browser."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sketchheal import cli, demo
+from sketchheal.demo import (DemoResult, OutputFolders, canvas_to_image, canvas_unchanged, example_canvas,
+                             heal_sketch, list_examples, results_html)
+
+CANVAS = demo.CANVAS_SIZE
+
+
+def make_tiny_model(out_dir: Path, max_seq_len: int = 64) -> Path:
+    """An untrained ``tiny`` release directory whose decoder never ends a sketch early, so every sample draws
+    ``max_seq_len`` points (and the SVGs always have paths)."""
+    from sketchheal.config import preset
+    from sketchheal.model.pix2seq import LmserPix2Seq
+
+    torch.manual_seed(0)
+    model = LmserPix2Seq(preset("tiny").model)
+    with torch.no_grad():
+        model.decoder.fc_params.bias[-1] = -30.0  # the p_end logit
+    model.save_pretrained(out_dir, scale=10.0, max_seq_len=max_seq_len, categories=["sheep"])
+    return out_dir
+
+
+def drawing(size: int = CANVAS, rgba: bool = True) -> np.ndarray:
+    """A sketch as gr.Sketchpad hands it over: black ink on opaque white, ``(size, size, 4) uint8``."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    cv2.ellipse(img, (size // 2, size // 2), (size // 4, size // 6), 0, 0, 360, (0, 0, 0), 8)
+    cv2.circle(img, (size // 4, size // 3), size // 10, (0, 0, 0), 8)
+    for x in (size // 3, 2 * size // 3):
+        cv2.line(img, (x, size // 2 + size // 6), (x, size // 2 + size // 3), (0, 0, 0), 8)
+    if not rgba:
+        return img
+    return np.dstack([img, np.full((size, size), 255, np.uint8)])
+
+
+def sheep_strokes(n: int = 40) -> np.ndarray:
+    """A small closed-loop stroke-3 sketch of ``n`` points in two strokes."""
+    t = np.linspace(0, 2 * np.pi, n // 2 + 1)
+    ring = np.stack([60 * np.cos(t), 40 * np.sin(t)], 1)
+    rows = [np.diff(ring, axis=0)]
+    legs = np.array([[0, 30]] * (n - n // 2 - 1), np.float64)
+    rows.append(np.concatenate([[[-20, 40]], legs], 0))
+    s3 = np.concatenate([np.concatenate([r, np.zeros((len(r), 1))], 1) for r in rows], 0).astype(np.float32)
+    s3[n // 2 - 1, 2] = 1
+    s3[-1, 2] = 1
+    return s3
+
+
+@pytest.fixture(scope="module")
+def healer(tmp_path_factory):
+    from sketchheal.heal import load_model
+
+    return load_model(make_tiny_model(tmp_path_factory.mktemp("model") / "tiny"), device="cpu")
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    np.savez(folder / "b_sheep.npz", strokes=sheep_strokes())
+    cv2.imwrite(str(folder / "a_drawing.png"), drawing(300, rgba=False))
+    (folder / "notes.txt").write_text("not an example")
+    (folder / ".hidden.png").write_bytes(b"")
+    return folder
+
+
+# ------------------------------------------------------------------------------------------- canvas values
+
+
+def test_canvas_to_image_reads_the_sketchpad_composite():
+    img = drawing()
+    gray = canvas_to_image({"background": None, "layers": [], "composite": img})
+    assert gray.shape == (CANVAS, CANVAS) and gray.dtype == np.uint8
+    assert gray[0, 0] == 255 and gray.min() == 0
+    np.testing.assert_array_equal(canvas_to_image(img), gray)  # a bare array works too
+    np.testing.assert_array_equal(canvas_to_image(img[..., :3]), gray)  # RGB
+    np.testing.assert_array_equal(canvas_to_image(img[..., :3].astype(np.float32) / 255), gray)  # float in [0, 1]
+
+
+def test_transparent_pixels_are_paper_whatever_their_colour():
+    img = np.zeros((64, 64, 4), np.uint8)  # black but fully transparent (Gradio zeroes erased pixels)
+    img[10:20, 10:50] = (0, 0, 0, 255)
+    gray = canvas_to_image({"composite": img})
+    assert gray[0, 0] == 255 and gray[15, 30] == 0
+
+
+def test_canvas_without_composite_flattens_layers_over_background():
+    bg = np.full((32, 32, 4), 255, np.uint8)
+    layer = np.zeros((32, 32, 4), np.uint8)
+    layer[5:8, :] = (0, 0, 0, 255)
+    gray = canvas_to_image({"background": bg, "layers": [layer], "composite": None})
+    assert gray[6, 10] == 0 and gray[20, 10] == 255
+    assert canvas_to_image(None) is None
+    assert canvas_to_image({"background": None, "layers": [], "composite": None}) is None
+
+
+def test_canvas_with_a_bad_shape_is_refused():
+    with pytest.raises(ValueError, match="shape"):
+        canvas_to_image(np.zeros((4, 4, 2), np.uint8))
+
+
+# ------------------------------------------------------------------------------------------- examples
+
+
+def test_list_examples_handles_a_missing_or_empty_folder(tmp_path: Path):
+    assert list_examples(tmp_path / "absent") == []
+    assert list_examples(tmp_path) == []
+
+
+def test_list_examples_keeps_images_and_vector_files_sorted(examples: Path):
+    assert [p.name for p in list_examples(examples)] == ["a_drawing.png", "b_sheep.npz"]
+
+
+def test_bundled_examples_folder_is_read_without_error():
+    assert all(p.parent == demo.EXAMPLES_DIR for p in list_examples())
+
+
+def test_example_canvas_draws_vector_and_image_examples(examples: Path):
+    for path in list_examples(examples):
+        pic = example_canvas(path)
+        assert pic.shape == (CANVAS, CANVAS, 4) and pic.dtype == np.uint8
+        assert (pic[..., 3] == 255).all() and pic[..., 0].min() == 0 and pic[0, 0, 0] == 255
+        np.testing.assert_array_equal(pic[..., 0], pic[..., 1])
+
+
+def test_unchanged_vector_example_is_recognised(examples: Path):
+    path = examples / "b_sheep.npz"
+    gray = example_canvas(path)[..., 0].copy()
+    assert canvas_unchanged(gray, path)
+    gray[200:260, 100:400] = 0  # a stroke drawn over it
+    assert not canvas_unchanged(gray, path)
+    assert not canvas_unchanged(example_canvas(examples / "a_drawing.png")[..., 0], examples / "a_drawing.png")
+
+
+# ------------------------------------------------------------------------------------------- healing
+
+
+def test_heal_sketch_returns_svg_markup_and_files(healer, tmp_path: Path):
+    res = heal_sketch({"composite": drawing()}, healer=healer, out_dir=tmp_path, seed=3)
+    assert isinstance(res, DemoResult) and res.source == "canvas"
+    assert len(res.svgs) == 1 and res.svgs[0].lstrip().startswith("<svg") and "<path" in res.svgs[0]
+    assert res.svgs[0] in res.html and 'class="sh-sample"' in res.html
+    assert [p.name for p in res.svg_paths] == ["healed.svg"] and [p.name for p in res.png_paths] == ["healed.png"]
+    assert res.svg_paths[0].read_text() == res.svgs[0]
+    png = cv2.imread(str(res.png_paths[0]), cv2.IMREAD_UNCHANGED)
+    assert png is not None and png.ndim == 2 and png.min() == 0
+    assert res.input_image.shape == (demo.RESULT_SIZE, demo.RESULT_SIZE) and res.input_image.dtype == np.uint8
+    assert res.files == res.svg_paths + res.png_paths
+
+
+def test_several_samples_give_one_svg_and_png_each(healer, tmp_path: Path):
+    res = heal_sketch({"composite": drawing()}, healer=healer, out_dir=tmp_path, samples=3, temperature=0.5)
+    assert len(res.svgs) == 3 and res.html.count("<svg") == 3
+    assert sorted(p.name for p in res.files) == sorted(
+        [f"healed_s{k}.{ext}" for k in range(3) for ext in ("svg", "png")])
+    assert len(set(res.svgs)) == 3  # different noise per sample
+
+
+def test_same_settings_give_the_same_healing(healer, tmp_path: Path):
+    a = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "a", seed=5, mask=0.5)
+    b = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "b", seed=5, mask=0.5)
+    assert a.svgs == b.svgs
+    np.testing.assert_array_equal(a.input_image, b.input_image)
+
+
+def test_patch_masking_erases_ink_from_the_model_input(healer, tmp_path: Path):
+    plain = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "p0")
+    masked = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "p1", mask=1.0)
+    ink = lambda r: int((r.input_image < 128).sum())  # noqa: E731
+    assert 0 <= ink(masked) < ink(plain)
+
+
+def test_unchanged_vector_example_is_healed_from_its_strokes(healer, examples: Path, tmp_path: Path):
+    path = examples / "b_sheep.npz"
+    value = {"composite": example_canvas(path)}
+    res = heal_sketch(value, healer=healer, out_dir=tmp_path / "a", example=path)
+    assert res.source == str(path)
+    edited = example_canvas(path)
+    edited[50:60, 50:300, :3] = 0
+    assert heal_sketch({"composite": edited}, healer=healer, out_dir=tmp_path / "b", example=path).source == "canvas"
+
+
+def test_example_longer_than_the_model_allows_is_healed_as_a_picture(healer, tmp_path: Path):
+    path = tmp_path / "long.npz"
+    np.savez(path, strokes=sheep_strokes(healer.max_seq_len + 10))
+    res = heal_sketch({"composite": example_canvas(path)}, healer=healer, out_dir=tmp_path / "o", example=path)
+    assert res.source == "canvas" and "<path" in res.svgs[0]
+
+
+@pytest.mark.parametrize("value", [None, {"composite": np.full((64, 64, 4), 255, np.uint8)}])
+def test_empty_canvas_is_a_clear_error(healer, tmp_path: Path, value):
+    with pytest.raises(ValueError, match="canvas is empty"):
+        heal_sketch(value, healer=healer, out_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"samples": 0}, "samples"), ({"samples": 99}, "samples"),
+                                             ({"mask": 1.5}, "masking"), ({"temperature": 0.0}, "temperature")])
+def test_bad_settings_are_refused(healer, tmp_path: Path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        heal_sketch(drawing(), healer=healer, out_dir=tmp_path, **kwargs)
+
+
+def test_results_html_captions_each_sample():
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><path d="M0 0 L1 1"/></svg>'
+    out = results_html([svg, "<svg></svg>"], [12, 0])
+    assert out.count("<figure") == 2 and "sample 1: 1 stroke, 12 points" in out and "sample 2: empty" in out
+
+
+def test_output_folders_are_fresh_and_pruned(tmp_path: Path):
+    folders = OutputFolders(tmp_path / "out", keep=3)
+    made = [folders.new() for _ in range(5)]
+    assert len(set(made)) == 5 and folders.count == 5
+    assert sorted(p for p in (tmp_path / "out").iterdir()) == made[-3:]
+
+
+# ------------------------------------------------------------------------------------------- page and CLI
+
+
+def test_importing_demo_does_not_import_gradio():
+    code = "import sys, sketchheal.demo, sketchheal.cli; sketchheal.cli.build_parser(); print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_configure_offline_switches_off_analytics(monkeypatch):
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")
+    demo.configure_offline()
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_demo_command_without_gradio_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setattr(demo, "gradio_available", lambda: False)
+    assert cli.main(["demo"]) == 1
+    assert "pip install 'sketchheal[demo]'" in capsys.readouterr().err
+
+
+def test_launch_without_gradio_raises_with_the_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail
+    with pytest.raises(ModuleNotFoundError, match=r"sketchheal\[demo\]"):
+        demo.launch_demo(block=False)
+
+
+def test_demo_command_options():
+    args = cli.build_parser().parse_args(["demo", "--checkpoint", "m", "--host", "0.0.0.0", "--port", "9000"])
+    assert (args.checkpoint, args.host, args.port, args.share) == ("m", "0.0.0.0", 9000, False)
+    args = cli.build_parser().parse_args(["demo"])
+    assert (args.checkpoint, args.host, args.port) == (None, "127.0.0.1", 7860)
+
+
+def test_page_is_built_offline_with_the_brush_ready(healer, examples: Path, tmp_path: Path):
+    gr = pytest.importorskip("gradio")
+    app = demo.build_app(healer, outputs=OutputFolders(tmp_path / "o"), examples_dir=examples)
+    assert isinstance(app, gr.Blocks) and app.analytics_enabled is False
+    pads = [b for b in app.blocks.values() if isinstance(b, gr.Sketchpad)]
+    assert len(pads) == 1 and pads[0].elem_id == demo.CANVAS_ID
+    assert pads[0].brush.default_color == "#000000" and pads[0].brush.default_size == demo.BRUSH_RADIUS
+    drop = next(b for b in app.blocks.values() if isinstance(b, gr.Dropdown))
+    assert [c[0] for c in drop.choices] == ["a_drawing.png", "b_sheep.npz"] and drop.visible
+    assert demo.CANVAS_ID in demo.SELECT_BRUSH_JS
+    theme = demo.theme()
+    assert theme._stylesheets == [] and "googleapis" not in theme._get_theme_css()
+
+
+def test_page_without_examples_hides_the_picker(healer, tmp_path: Path):
+    gr = pytest.importorskip("gradio")
+    app = demo.build_app(healer, outputs=OutputFolders(tmp_path / "o"), examples_dir=tmp_path / "none")
+    drop = next(b for b in app.blocks.values() if isinstance(b, gr.Dropdown))
+    assert drop.visible is False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_command_serves_the_page(tmp_path: Path):
+    pytest.importorskip("gradio")
+    model = make_tiny_model(tmp_path / "tiny")
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "True"}  # the command must switch it off itself
+    proc = subprocess.Popen([sys.executable, "-m", "sketchheal.cli", "demo", "--checkpoint", str(model),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    try:
+        page = _wait_for_page(f"http://127.0.0.1:{port}/", proc, timeout=90)
+        assert "sketchheal demo" in page
+        assert "fonts.googleapis.com" not in page
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_demo_command_with_a_missing_checkpoint_fails_cleanly(tmp_path: Path, capsys):
+    pytest.importorskip("gradio")
+    assert cli.main(["demo", "--checkpoint", str(tmp_path / "nope"), "--port", str(_free_port())]) == 1
+    assert "no such model directory" in capsys.readouterr().err
+
+
+def _wait_for_page(url: str, proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the demo exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode("utf-8", "replace")
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"the demo did not answer on {url} within {timeout} s")
