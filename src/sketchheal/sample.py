@@ -115,7 +115,6 @@ class _RowSampler:
         self.noise = noise  # (n, steps, M + 5) or None when greedy
         self.inv_tau = 1.0 / cfg.temperature if not cfg.greedy else 0.0
         self.sqrt_tau = math.sqrt(cfg.temperature) if not cfg.greedy else 0.0
-        self.eye3 = torch.eye(3, device=device)
         self.rows = torch.arange(noise.shape[0] if noise is not None else 0, device=device)
 
     def keep(self, rows: torch.Tensor) -> None:
@@ -142,15 +141,12 @@ class _RowSampler:
         if self.cfg.greedy:
             return mean, pen
         sigma = sel[:, 3:5].exp().mul_(self.sqrt_tau)  # covariance * tau  <=>  sigma * sqrt(tau)
-        rho = sel[:, 5].tanh()
-        e = g[:, m + 3:]
-        ey = rho * e[:, 0] + ((1 - rho) * (1 + rho)).clamp_min_(0).sqrt_() * e[:, 1]  # Cholesky of [[1,r],[r,1]]
-        d = torch.stack([e[:, 0], ey], 1).mul_(sigma).add_(mean)
-        return d, pen
-
-    def next_input(self, d: torch.Tensor, pen: torch.Tensor) -> torch.Tensor:
-        """Stroke-5 rows ``(n, 5)`` = ``(dx, dy, one-hot pen)``."""
-        return torch.cat([d, self.eye3[pen]], 1)
+        rho_raw = sel[:, 5]
+        e0, e1 = g[:, m + 3], g[:, m + 4]
+        # Cholesky factor of [[1, rho], [rho, 1]]: (e0, rho e0 + sqrt(1 - rho^2) e1), rho = tanh(rho_raw), and
+        # sqrt(1 - tanh^2 x) = 1 / cosh x (exact, and 0 where cosh overflows)
+        ey = torch.addcdiv(rho_raw.tanh().mul_(e0), e1, rho_raw.cosh())
+        return torch.addcmul(mean, sigma, torch.stack([e0, ey], 1)), pen
 
 
 class _FusedLSTMStepper:
@@ -173,6 +169,7 @@ class _FusedLSTMStepper:
         self.xh[:, :5] = torch.tensor(SOS, device=z.device)
         self.xh[:, 5:] = h0[0]
         self.c = c0[0].float().contiguous()
+        self.eye3 = torch.eye(3, device=z.device)
         self.head_w = decoder.fc_params.weight.t().contiguous()  # (H, 6M + 3)
         self.head_b = decoder.fc_params.bias
 
@@ -181,11 +178,13 @@ class _FusedLSTMStepper:
         self.xh = self.xh.index_select(0, rows)
         self.c = self.c.index_select(0, rows)
 
-    def step(self, inputs: torch.Tensor | None) -> torch.Tensor:
-        """Feed stroke-5 rows ``(n, 5)`` (``None`` = the SOS already in place) -> ``params (n, 6M+3)``."""
+    def step(self, d: torch.Tensor | None, pen: torch.Tensor | None) -> torch.Tensor:
+        """Feed the rows sampled last (offsets ``d (n, 2)``, pen states ``pen (n,)``; ``None`` = the SOS already in
+        place) -> ``params (n, 6M+3)``."""
         hsz = self.hidden
-        if inputs is not None:
-            self.xh[:, :5] = inputs
+        if d is not None:
+            self.xh[:, :2] = d
+            self.xh[:, 2:5] = self.eye3[pen]
         if self.dtype == torch.float32:
             gates = torch.addmm(self.zc, self.xh, self.w)  # (n, 4H): i, f, g, o
         else:
@@ -210,9 +209,9 @@ class _GenericStepper:
     def keep(self, rows: torch.Tensor) -> None:  # pragma: no cover - never called (can_compact is False)
         raise NotImplementedError
 
-    def step(self, inputs: torch.Tensor | None) -> torch.Tensor:
-        if inputs is not None:
-            self.x = inputs[:, None, :]
+    def step(self, d: torch.Tensor | None, pen: torch.Tensor | None) -> torch.Tensor:
+        if d is not None:
+            self.x = torch.cat([d, torch.nn.functional.one_hot(pen, 3).to(d.dtype)], 1)[:, None, :]
         params, self.state = self.decoder(self.x, self.z, self.state)
         return params[:, 0].float()
 
@@ -286,8 +285,8 @@ def _sample_chunk(decoder: nn.Module, z: torch.Tensor, keys: list[tuple[int, ...
     n = z.shape[0]
     fused = _fused_ok(decoder)
     stepper = _FusedLSTMStepper(decoder, z, precision) if fused else _GenericStepper(decoder, z)
-    inputs = None
-    params = stepper.step(inputs)  # the first step, also tells M when the decoder is generic
+    d = pen = None  # the SOS is already in the stepper's input
+    params = stepper.step(d, pen)  # the first step, also tells M when the decoder is generic
     m = (params.shape[1] - 3) // 6
     cfg = _Settings(max_len=max_len, temperature=temperature, greedy=greedy, m=m,
                     check_every=1 if device.type == "cpu" else 8)
@@ -298,13 +297,16 @@ def _sample_chunk(decoder: nn.Module, z: torch.Tensor, keys: list[tuple[int, ...
     segments: list[tuple[torch.Tensor, int, list[torch.Tensor], list[torch.Tensor]]] = [(rows, 0, [], [])]
     for t in range(max_len):
         if t > 0:
-            params = stepper.step(inputs)
+            params = stepper.step(d, pen)
         d, pen = sampler(params, t)
         segments[-1][2].append(d)
         segments[-1][3].append(pen)
         if t == max_len - 1:
             break
-        done |= pen == PEN_END
+        ended = pen == PEN_END
+        if cfg.check_every == 1 and not bool(ended.any()):  # CPU: nothing new ended, nothing to do
+            continue
+        done |= ended
         if (t + 1) % cfg.check_every == 0:
             finished = int(done.sum())
             if finished == done.shape[0]:
@@ -316,7 +318,6 @@ def _sample_chunk(decoder: nn.Module, z: torch.Tensor, keys: list[tuple[int, ...
                 rows, done = rows[keep], done[keep]
                 d, pen = d[keep], pen[keep]
                 segments.append((rows, t + 1, [], []))
-        inputs = sampler.next_input(d, pen)
     return _assemble(segments, n, max_len)
 
 
