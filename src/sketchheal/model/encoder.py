@@ -146,6 +146,15 @@ def _down_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+def _same_block(c_in: int, c_out: int) -> nn.Sequential:
+    # Keeps the side: (B, c_in, s, s) -> (B, c_out, s, s).
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
+        nn.GroupNorm(_groups(c_out), c_out),
+        nn.ReLU(),
+    )
+
+
 def _up_block(c_in: int, c_out: int) -> nn.Sequential:
     # Doubles the side: (B, c_in, s, s) -> (B, c_out, 2s, 2s).
     return nn.Sequential(
@@ -160,8 +169,8 @@ class LmserCNNEncoder(_LmserLoops):
 
     Channels ``c, 2c, 4c, 8c`` (``c = cfg.cnn_channels``) at sides ``N/2 .. N/16``; GroupNorm (not BatchNorm, so that
     the shared weights see the same normalisation in every loop and in evaluation). The first down block takes the
-    image (or the fed-back reconstruction) directly. The up path mirrors the down path; ``up[0]`` returns to side
-    ``N`` with ``c`` channels and a 3x3 convolution + tanh gives the image. Latent: LayerNorm over the channels of
+    image (or the fed-back reconstruction) directly. The up path mirrors the down path; ``up[0]`` is a 3x3 block at side
+    ``N/2`` and a transposed convolution + tanh returns to side ``N`` for the image. Latent: LayerNorm over the channels of
     each bottleneck position, mean over positions, then ``fc_mu`` / ``fc_logvar``.
     """
 
@@ -174,9 +183,11 @@ class LmserCNNEncoder(_LmserLoops):
         c = cfg.cnn_channels
         widths = [c, 2 * c, 4 * c, 8 * c]
         self.down = nn.ModuleList([_down_block(c_in, c_out) for c_in, c_out in zip([1, *widths[:-1]], widths)])
-        self.up = nn.ModuleList([_up_block(widths[0], widths[0])]
+        # up[0] stays at side N/2 (a 3x3 block); the head's transposed convolution returns to side N. Working at
+        # N/2 instead of N keeps the CNN's cost near the gMLP encoder's (a c -> c layer at full side costs 5x more).
+        self.up = nn.ModuleList([_same_block(widths[0], widths[0])]
                                 + [_up_block(c_in, c_out) for c_in, c_out in zip(widths[1:], widths[:-1])])
-        self.to_pixels = nn.Conv2d(c, 1, kernel_size=3, padding=1)
+        self.to_pixels = nn.ConvTranspose2d(c, 1, kernel_size=4, stride=2, padding=1)
         self.norm_out = nn.LayerNorm(widths[-1])
         self.fc_mu = nn.Linear(widths[-1], cfg.z_size)
         self.fc_logvar = nn.Linear(widths[-1], cfg.z_size)
@@ -185,7 +196,7 @@ class LmserCNNEncoder(_LmserLoops):
         return image
 
     def reconstruct(self, y0: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.to_pixels(y0))  # (B, c, N, N) -> (B, 1, N, N)
+        return torch.tanh(self.to_pixels(y0))  # (B, c, N/2, N/2) -> (B, 1, N, N)
 
     def pool(self, x4: torch.Tensor) -> torch.Tensor:
         tokens = rearrange(x4, "b c h w -> b (h w) c")  # (B, N/16 * N/16, 8c)
