@@ -386,18 +386,20 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None, examples_
     examples = list_examples(examples_dir)
     by_name = {p.name: p for p in examples}
 
-    def on_heal(value, mask, seed, temperature, samples, example_name):
+    def on_heal(value, mask, seed, temperature, samples, example_name, runs):
         example = by_name.get(example_name) if example_name else None
+        run = int(runs or 0) + 1  # per browser session
         start = time.perf_counter()
         try:
             res = heal_sketch(value, healer=healer, out_dir=outputs.new(), mask=mask, seed=int(seed or 0),
                               temperature=temperature, samples=int(samples), example=example)
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            gr.Warning(str(e))
+            return gr.update(), gr.update(), gr.update(), f"Run {run}: not healed: {e}", run
         what = f"the strokes of `{Path(res.source).name}`" if res.source != "canvas" else "the drawing"
-        status = (f"Run {outputs.count}: healed {what} (p = {float(mask):g}, seed {int(seed or 0)}, "
+        status = (f"Run {run}: healed {what} (p = {float(mask):g}, seed {int(seed or 0)}, "
                   f"temperature {float(temperature):g}) in {time.perf_counter() - start:.1f} s")
-        return res.input_image, res.html, [str(p) for p in res.files], status
+        return res.input_image, res.html, [str(p) for p in res.files], status, run
 
     def on_example(name):
         if not name or name not in by_name:
@@ -408,6 +410,7 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None, examples_
     with gr.Blocks(title="sketchheal demo", analytics_enabled=False) as app:
         gr.Markdown(f"## Sketch healing\n{INTRO}\n\n{_model_line(healer)}")
         example_state = gr.State(None)
+        runs = gr.State(0)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 canvas = gr.Sketchpad(
@@ -442,8 +445,8 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None, examples_
                                 elem_id="sketchheal-files")
 
         example_pick.input(on_example, example_pick, [canvas, example_state])
-        heal_button.click(on_heal, [canvas, mask, seed, temperature, samples, example_state],
-                          [model_input, healed, files, status])
+        heal_button.click(on_heal, [canvas, mask, seed, temperature, samples, example_state, runs],
+                          [model_input, healed, files, status, runs])
     return app
 
 
