@@ -17,7 +17,7 @@ import torch
 
 from sketchheal import cli, demo
 from sketchheal.demo import (DemoResult, OutputFolders, canvas_to_image, canvas_unchanged, example_canvas,
-                             heal_sketch, list_examples, results_html)
+                             has_ink, heal_sketch, list_examples, results_html)
 
 CANVAS = demo.CANVAS_SIZE
 
@@ -126,8 +126,11 @@ def test_list_examples_keeps_images_and_vector_files_sorted(examples: Path):
     assert [p.name for p in list_examples(examples)] == ["a_drawing.png", "b_sheep.npz"]
 
 
-def test_bundled_examples_folder_is_read_without_error():
-    assert all(p.parent == demo.EXAMPLES_DIR for p in list_examples())
+def test_bundled_examples_load_into_the_canvas():
+    for path in list_examples():  # none yet is fine too
+        assert path.parent == demo.EXAMPLES_DIR
+        pic = example_canvas(path)
+        assert pic.shape == (CANVAS, CANVAS, 4) and has_ink(pic[..., 0]), path
 
 
 def test_example_canvas_draws_vector_and_image_examples(examples: Path):

@@ -437,7 +437,7 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None, examples_
                 heal_button = gr.Button("Heal", variant="primary", elem_id="sketchheal-heal")
             with gr.Column(scale=1):
                 model_input = gr.Image(label="What the model sees (after masking)", type="numpy",
-                                       image_mode="L", interactive=False, height=RESULT_SIZE // 2 + 40,
+                                       image_mode="L", interactive=False, height=RESULT_SIZE - 16,
                                        buttons=["download"], elem_id="sketchheal-input")
                 status = gr.Markdown("Draw, then press **Heal**.", elem_id="sketchheal-status")
                 healed = gr.HTML(label="Healed", elem_id="sketchheal-healed")
