@@ -110,6 +110,7 @@ class DemoResult:
     svg_paths / png_paths: the same drawings written as files (for download), one per sample.
     input_image: ``(N, N) uint8`` black-on-white picture of what the model saw (after masking).
     source: "canvas" (the drawing was healed as an image) or the example file healed from its strokes.
+    points: the number of points of each healed sample (0 when the model ended the sketch at once).
     """
 
     html: str
@@ -201,8 +202,9 @@ def list_examples(folder: str | os.PathLike | None = None) -> list[Path]:
     folder = Path(folder) if folder is not None else EXAMPLES_DIR
     if not folder.is_dir():
         return []
+    kinds = VECTOR_SUFFIXES + IMAGE_SUFFIXES
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VECTOR_SUFFIXES + IMAGE_SUFFIXES)
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in kinds)
 
 
 def example_strokes(path: str | os.PathLike) -> np.ndarray | None:
@@ -378,9 +380,13 @@ def _model_line(healer: Healer) -> str:
             + (f"; trained on {cats}" if cats else "") + ")")
 
 
-def build_app(healer: Healer, *, outputs: OutputFolders | None = None, examples_dir: str | os.PathLike | None = None):
-    """The demo page as a ``gr.Blocks`` (not launched). Pass it to ``launch(theme=theme(), css=CSS,
-    js=SELECT_BRUSH_JS)`` as :func:`launch_demo` does."""
+def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
+              examples_dir: str | os.PathLike | None = None):
+    """The demo page as a ``gr.Blocks``, not yet served (see :func:`serve`).
+
+    ``outputs``: where each press of Heal writes its files (default: a temporary folder removed at exit).
+    ``examples_dir``: the examples to offer (default: the package's ``EXAMPLES_DIR``; none is fine).
+    """
     gr = _import_gradio()
     outputs = outputs or OutputFolders()
     examples = list_examples(examples_dir)
@@ -391,13 +397,13 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None, examples_
         run = int(runs or 0) + 1  # per browser session
         start = time.perf_counter()
         try:
-            res = heal_sketch(value, healer=healer, out_dir=outputs.new(), mask=mask, seed=int(seed or 0),
+            res = heal_sketch(value, healer=healer, out_dir=outputs.new(), mask=float(mask or 0), seed=int(seed or 0),
                               temperature=temperature, samples=int(samples), example=example)
         except ValueError as e:
             gr.Warning(str(e))
             return gr.update(), gr.update(), gr.update(), f"Run {run}: not healed: {e}", run
         what = f"the strokes of `{Path(res.source).name}`" if res.source != "canvas" else "the drawing"
-        status = (f"Run {run}: healed {what} (p = {float(mask):g}, seed {int(seed or 0)}, "
+        status = (f"Run {run}: healed {what} (p = {float(mask or 0):g}, seed {int(seed or 0)}, "
                   f"temperature {float(temperature):g}) in {time.perf_counter() - start:.1f} s")
         return res.input_image, res.html, [str(p) for p in res.files], status, run
 
