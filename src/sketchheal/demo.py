@@ -506,6 +506,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not gradio_available():
         print(f"sketchheal demo: {INSTALL_HINT}", file=sys.stderr)
         return 1
-    print(f"sketchheal demo: serving on http://{args.host}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
     launch_demo(args.checkpoint, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0
