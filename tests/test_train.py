@@ -171,3 +171,18 @@ def test_ddp_two_processes_agree(synthetic_npz, tmp_path):
     assert summary["world"] == 2 and summary["step"] == 4
     # rank 0 alone wrote; the checkpoint holds both ranks' RNG states
     assert len(load_checkpoint(tmp_path)["rng"]) == 2
+
+
+def test_cli_resume_takes_runtime_fields_only(synthetic_npz, tmp_path):
+    from sketchheal.cli import main
+
+    base = ["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(tmp_path), "--device", "cpu",
+            "--no-progress"]
+    assert main(base + ["--steps", "2"]) == 0
+    # run-time settings may change on resume (longer, other thread count) ...
+    assert main(["train", "--resume", "-o", str(tmp_path), "--steps", "4", "--set", "train.threads=1",
+                 "--no-progress"]) == 0
+    assert load_checkpoint(tmp_path)["step"] == 4
+    # ... the model, data and optimisation may not
+    assert main(["train", "--resume", "-o", str(tmp_path), "--steps", "6", "--set", "train.lr=0.5"]) == 1
+    assert main(["train", "--resume", "-o", str(tmp_path), "--data", str(synthetic_npz)]) == 1

@@ -34,6 +34,13 @@ from .fileio import atomic_path, atomic_write
 
 CHECKPOINT_VERSION = 1
 
+# Fields a resumed run takes from the command line instead of the checkpoint: how long and where to run, how often
+# to log; never anything that changes the model, the data or the optimisation.
+RESUME_MAY_CHANGE = (
+    ("train", "steps"), ("train", "device"), ("train", "threads"), ("data", "num_workers"),
+    ("train", "checkpoint_every"), ("train", "eval_every"), ("train", "sample_every"), ("train", "log_every"),
+)
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # distributed setup
@@ -209,7 +216,8 @@ class Trainer:
                 raise FileNotFoundError(f"--resume: {last} does not exist; start without --resume")
             ckpt = load_checkpoint(last)
             saved = Config.from_dict(ckpt["config"])
-            saved.train.steps = cfg.train.steps  # the one thing a resume may change: train longer
+            for section, name in RESUME_MAY_CHANGE:  # run-time settings only; the maths stays as saved
+                setattr(getattr(saved, section), name, getattr(getattr(cfg, section), name))
             self.cfg = cfg = saved
 
         d = cfg.data
@@ -495,6 +503,11 @@ class Trainer:
                         break
         except KeyboardInterrupt:
             interrupted = True
+        except Exception:
+            # e.g. a DataLoader worker killed from outside: the weights are still those of a finished step, so
+            # keep them before reporting the error (a resume then loses nothing).
+            self.save(keep=False)
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -610,12 +623,20 @@ def _cli_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out RUN_DIR")
-        cfg = preset(args.preset)  # replaced by the checkpoint's config; only --steps is honoured
+        # Start from the run's own config; only run-time fields (RESUME_MAY_CHANGE) may be overridden.
+        cfg = Config.from_dict(load_checkpoint(Path(out) / "ckpt_last.pt")["config"])
+        allowed = {f"{s}.{n}" for s, n in RESUME_MAY_CHANGE}
+        bad = [o for o in args.overrides if o.split("=", 1)[0] not in allowed]
+        if bad or args.data:
+            raise ValueError(f"--resume keeps the run's model, data and optimisation; only "
+                             f"{', '.join(sorted(allowed))} may change (got {bad or ['--data']})")
+        cfg = apply_overrides(cfg, args.overrides)
         if args.steps is not None:
             cfg.train.steps = args.steps
-        else:
-            cfg.train.steps = Config.from_dict(load_checkpoint(Path(out) / "ckpt_last.pt")["config"]).train.steps
-        cfg.data.paths = ["<from checkpoint>"]
+        if args.device is not None:
+            cfg.train.device = args.device
+        if args.workers is not None:
+            cfg.data.num_workers = args.workers
     else:
         cfg = build_config(args.preset, args.data, args.overrides, args.steps, args.device, args.workers)
     summary = train(cfg, out, resume=args.resume, progress=not args.no_progress,
