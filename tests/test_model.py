@@ -243,3 +243,25 @@ def test_loss_decreases_on_a_fixed_batch(encoder):
     finally:
         torch.set_num_threads(threads)
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_input_dropout_only_in_training():
+    from sketchheal.config import preset
+    from sketchheal.model.pix2seq import LmserPix2Seq
+
+    cfg = preset("tiny").model
+    cfg.input_dropout = 0.5
+    torch.manual_seed(0)
+    model = LmserPix2Seq(cfg)
+    image = torch.rand(2, 1, cfg.image_size, cfg.image_size) * 2 - 1
+    strokes = torch.zeros(2, 7, 5)
+    strokes[:, :, 0:2] = torch.randn(2, 7, 2)
+    strokes[:, :, 2] = 1
+    model.eval()
+    a = model(image, strokes, sample_z=False)["params"]
+    b = model(image, strokes, sample_z=False)["params"]
+    assert torch.equal(a, b)  # no dropout at inference
+    model.train()
+    torch.manual_seed(1)
+    c = model(image, strokes, sample_z=False)["params"]
+    assert not torch.allclose(a, c)

@@ -64,6 +64,9 @@ class ModelConfig:
     num_mixtures: int = 20
     # Dropout on the LSTM output. Paper: 0.0.
     dropout: float = 0.0
+    # Teacher-forcing dropout: probability of zeroing a decoder input row during training, which forces the decoder
+    # to read z (Bowman et al. 2016's word dropout). Paper: 0.0 (not used).
+    input_dropout: float = 0.0
     # Base channel count of the CNN ablation encoder (doubles per down block).
     cnn_channels: int = 32
 

@@ -79,7 +79,14 @@ class LmserPix2Seq(nn.Module):
         """
         enc = self.encoder(image)
         z = self.sample_latent(enc.mu, enc.logvar, generator) if sample_z else enc.mu
-        params, _ = self.decoder(self.decoder_inputs(strokes), z)
+        inputs = self.decoder_inputs(strokes)  # (B, L+1, 5)
+        p = self.config.input_dropout
+        if self.training and p > 0:
+            # Teacher-forcing dropout (not in the paper): whole input rows are zeroed with probability p, so the
+            # decoder cannot predict every step from the previous one alone and has to read z.
+            keep = torch.rand(inputs.shape[:2] + (1,), device=inputs.device) >= p  # (B, L+1, 1)
+            inputs = inputs * keep
+        params, _ = self.decoder(inputs, z)
         return {"params": params, "mu": enc.mu, "logvar": enc.logvar, "recons": enc.recons, "z": z}
 
     def compute_losses(self, out: dict[str, Any], batch: dict[str, torch.Tensor], train_cfg) -> dict[str, torch.Tensor]:
