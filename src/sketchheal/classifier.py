@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .devices import pick_device
 from .fileio import atomic_path, atomic_write
 
 CHECKPOINT_NAME = "classifier.pt"
@@ -159,14 +160,6 @@ class Classifier:
         return self.meta.get("test_accuracy")
 
 
-def pick_device(name: str | torch.device | None) -> torch.device:
-    """``None``/``auto``: CUDA when available, else CPU."""
-    if name is None or str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu or auto")
-    return device
 
 
 def _checkpoint_file(path: str | os.PathLike) -> Path:

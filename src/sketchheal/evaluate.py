@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .devices import pick_device
 from .fileio import atomic_path, atomic_write
 from .metrics import accuracy, rank_summary, target_ranks, topk_from_ranks
 
@@ -50,14 +51,6 @@ GRID_COUNT = 8
 # small helpers
 
 
-def pick_device(name: str | torch.device | None) -> torch.device:
-    """``None``/``auto``: CUDA when available, else CPU."""
-    if name is None or str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu or auto")
-    return device
 
 
 def parse_masks(text: str | Sequence[float]) -> tuple[float, ...]:

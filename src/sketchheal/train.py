@@ -30,6 +30,7 @@ import torch.distributed as dist
 
 from . import __version__
 from .config import PRESETS, Config, apply_overrides, preset
+from .devices import pick_device
 from .fileio import atomic_path, atomic_write
 
 CHECKPOINT_VERSION = 1
@@ -71,20 +72,6 @@ def setup_distributed(device_type: str) -> Dist:
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def pick_device(name: str, ddp: Dist | None = None) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU. Under DDP each rank takes cuda:LOCAL_RANK."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu or auto")
-        return torch.device("cuda", ddp.local_rank if ddp else 0)
-    return torch.device(name)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -201,7 +188,7 @@ class Trainer:
         self.dump_rank_weights = dump_rank_weights
         device_type = "cuda" if cfg.train.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
         self.ddp = setup_distributed(device_type)
-        self.device = pick_device(cfg.train.device, self.ddp)
+        self.device = pick_device(cfg.train.device, local_rank=self.ddp.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if cfg.train.threads > 0:
