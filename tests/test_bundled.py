@@ -1,0 +1,43 @@
+"""The release shipped inside the package: it loads with no argument and heals the shipped examples."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import sketchheal
+from sketchheal.cli import main
+from sketchheal.heal import load_model
+from sketchheal.model.pix2seq import FORMAT_VERSION
+from sketchheal.paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
+
+
+def test_bundled_release_is_complete():
+    meta = json.loads((BUNDLED_MODEL_DIR / "config.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["scale"] > 0 and meta["max_seq_len"] == 200
+    assert "CC BY-NC" in meta["extra"]["license"]
+    healer = load_model()  # no argument: the bundled model
+    assert healer.image_size == 128 and healer.scale == meta["scale"]
+
+
+def test_heal_examples_from_the_command_line(tmp_path, capsys):
+    names = sorted(p.stem for p in EXAMPLES_DIR.iterdir())
+    assert len(names) >= 5
+    assert main(["heal", "--example", "-o", str(tmp_path)]) == 0
+    written = capsys.readouterr().out.split()
+    for stem in names:
+        for suffix in (".svg", ".png", ".npz", "_side.png"):
+            assert (tmp_path / f"{stem}{suffix}").is_file()
+    assert len(written) == 4 * len(names)
+    svg = (tmp_path / f"{names[0]}.svg").read_text()
+    assert "<path" in svg
+
+
+def test_heal_from_python_with_no_model():
+    sketch = np.load(EXAMPLES_DIR / "sheep_right.npz")["strokes"].astype(np.float32)
+    results = sketchheal.heal([sketch], mask=0.3, seed=1, samples=2)
+    assert len(results) == 1 and len(results[0].healed) == 2
+    healed = results[0].healed[0]
+    assert healed.ndim == 2 and healed.shape[1] == 3 and np.isfinite(healed).all()
