@@ -186,3 +186,33 @@ def test_cli_resume_takes_runtime_fields_only(synthetic_npz, tmp_path):
     # ... the model, data and optimisation may not
     assert main(["train", "--resume", "-o", str(tmp_path), "--steps", "6", "--set", "train.lr=0.5"]) == 1
     assert main(["train", "--resume", "-o", str(tmp_path), "--data", str(synthetic_npz)]) == 1
+
+
+def test_init_from_starts_at_the_given_weights(synthetic_npz, tmp_path):
+    """--init-from takes the weights and the model settings of a checkpoint or release; the step count restarts."""
+    from sketchheal.cli import main
+    from sketchheal.export import export_checkpoint
+    from sketchheal.train import build_config
+
+    first = tmp_path / "first"
+    assert main(["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(first), "--steps", "3",
+                 "--device", "cpu", "--no-progress", "--set", "model.encoder=cnn"]) == 0
+    trained = load_checkpoint(first)["model"]
+    export_checkpoint(first / "ckpt_last.pt", tmp_path / "release")
+    for source in (first, first / "ckpt_last.pt", tmp_path / "release"):
+        cfg = build_config("tiny", [str(synthetic_npz)], ["train.lr_decay=0.9"], steps=2, device="cpu",
+                           init_from=str(source))
+        assert cfg.model.encoder == "cnn" and cfg.train.init_from == str(source)
+        trainer = Trainer(cfg, tmp_path / "second", progress=False)
+        assert trainer.state.step == 0 and state_dict_equal(trainer.model.state_dict(), trained)
+    # a fine-tuning run trains on and records where it started
+    assert main(["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(tmp_path / "ft"),
+                 "--init-from", str(first), "--steps", "2", "--device", "cpu", "--no-progress"]) == 0
+    saved = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert saved["train"]["init_from"] == str(first) and load_checkpoint(tmp_path / "ft")["step"] == 2
+    # another architecture is refused with the differing field named; --resume does not take --init-from
+    with pytest.raises(ValueError, match="d_model"):
+        cfg = build_config("tiny", [str(synthetic_npz)], [], init_from=str(first))
+        cfg.model.d_model = 24
+        Trainer(cfg, tmp_path / "third", progress=False)
+    assert main(["train", "--resume", "-o", str(tmp_path / "ft"), "--init-from", str(first)]) == 1

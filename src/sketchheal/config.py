@@ -93,6 +93,10 @@ class TrainConfig:
     kl_min: float = 0.2
     # Seed of the parameters, the masks and the data order.
     seed: int = 0
+    # Start from these weights instead of a random initialisation: a release directory, a training checkpoint or a
+    # run directory (fine-tuning, or a warm restart with a new schedule). The model section must match them; the
+    # optimiser starts fresh and the step count at 0. "" = random initialisation (the paper).
+    init_from: str = ""
     # "auto" picks cuda, then mps, then cpu.
     device: str = "auto"
     # bf16 autocast ("auto" = on for CUDA only; "on"/"off" force it). The mixture loss always runs in fp32.

@@ -105,10 +105,11 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
                                     "(--checkpoint PATH)")
         path = BUNDLED_MODEL_DIR
     path = Path(path)
-    if path.is_dir() and (path / "config.json").is_file():
-        healer = _load_release(path)
-    elif path.is_file() or (path.is_dir() and (path / "ckpt_last.pt").is_file()):
+    # a run directory also holds a config.json (the run's), so the checkpoint decides first
+    if path.is_file() or (path.is_dir() and (path / "ckpt_last.pt").is_file()):
         healer = _load_checkpoint(path)
+    elif path.is_dir() and (path / "config.json").is_file():
+        healer = _load_release(path)
     elif path.is_dir():
         raise FileNotFoundError(f"{path}: neither a release directory (config.json + model.safetensors) nor a "
                                 "training run (ckpt_last.pt)")

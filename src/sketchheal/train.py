@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -169,6 +170,32 @@ class TrainState:
     best_valid: float = math.inf
 
 
+def init_weights(source: str | os.PathLike, model_cfg) -> dict[str, torch.Tensor]:
+    """The weights of ``source`` (release dir, checkpoint or run dir) for a model built from ``model_cfg``.
+
+    Raises ValueError naming the differing fields when ``source`` holds another architecture.
+    """
+    from .heal import load_model
+
+    src = load_model(source, device="cpu").model
+    theirs, ours = dataclasses.asdict(src.config), dataclasses.asdict(model_cfg)
+    # fields that change no parameter shape may differ (e.g. dropout for fine-tuning)
+    free = {"dropout", "input_dropout"}
+    diff = {k: (theirs.get(k), v) for k, v in ours.items() if k not in free and theirs.get(k) != v}
+    if diff:
+        raise ValueError(f"--init-from {source}: its model differs from this run's in "
+                         + ", ".join(f"{k} ({a!r} there, {b!r} here)" for k, (a, b) in sorted(diff.items()))
+                         + "; drop the model.* overrides or --preset that change them")
+    return src.state_dict()
+
+
+def init_model_config(source: str | os.PathLike):
+    """The ModelConfig of the model stored at ``source`` (for building a run that starts from it)."""
+    from .heal import load_model
+
+    return dataclasses.replace(load_model(source, device="cpu").model.config)
+
+
 def learning_rate(cfg: Config, step: int, lr_scale: float) -> float:
     """Published schedule: lr * decay^step, floored at min_lr (then times the NaN roll-back factor)."""
     t = cfg.train
@@ -228,6 +255,8 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.state = TrainState(**ckpt["train_state"])
+        elif cfg.train.init_from:
+            self.model.load_state_dict(init_weights(cfg.train.init_from, cfg.model))
         self.ddp_model = self.model
         if self.ddp.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -452,7 +481,8 @@ class Trainer:
             bar = tqdm(total=t.steps, initial=self.state.step, desc="train", unit="step", dynamic_ncols=True)
         self.log({"event": "start", "step": self.state.step, "world": self.ddp.world, "device": str(self.device),
                   "scale": self.scale, "train_sketches": len(self.train_set), "valid_sketches": len(self.valid_set),
-                  "dropped": self.train_set.dropped, "parameters": _count(self.model)})
+                  "dropped": self.train_set.dropped, "parameters": _count(self.model),
+                  "init_from": self.cfg.train.init_from})
         t0, seen, window_start = time.time(), 0, time.time()
         interrupted = False
         try:
@@ -570,10 +600,14 @@ def _write_out(msg: str) -> None:
 
 
 def build_config(preset_name: str, data: list[str] | None, overrides: list[str], steps: int | None = None,
-                 device: str | None = None, workers: int | None = None) -> Config:
+                 device: str | None = None, workers: int | None = None, init_from: str | None = None) -> Config:
     cfg = preset(preset_name)
     if data:
         cfg.data.paths = [str(p) for p in data]
+    if init_from:  # the architecture comes from the weights we start from
+        cfg.model = init_model_config(init_from)
+        cfg.data.image_size = cfg.model.image_size
+        cfg.train.init_from = str(init_from)
     cfg = apply_overrides(cfg, overrides)
     if steps is not None:
         cfg.train.steps = steps
@@ -594,6 +628,10 @@ def register(subparsers) -> None:
     p.add_argument("--data", nargs="+", metavar="PATH", help="sketch-rnn .npz or QuickDraw .ndjson files")
     p.add_argument("-o", "--out", default=None, help="run directory (default runs/<preset>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt_last.pt")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from these weights (release dir, checkpoint or run dir; e.g. the bundled model "
+                        "`sketchheal.paths.BUNDLED_MODEL_DIR`): fine-tune on --data, or restart a schedule; "
+                        "the model settings come from MODEL, the optimiser and step count start fresh")
     p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides train.steps)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (overrides data.num_workers)")
@@ -614,9 +652,9 @@ def _cli_train(args: argparse.Namespace) -> int:
         cfg = Config.from_dict(load_checkpoint(Path(out) / "ckpt_last.pt")["config"])
         allowed = {f"{s}.{n}" for s, n in RESUME_MAY_CHANGE}
         bad = [o for o in args.overrides if o.split("=", 1)[0] not in allowed]
-        if bad or args.data:
+        if bad or args.data or args.init_from:
             raise ValueError(f"--resume keeps the run's model, data and optimisation; only "
-                             f"{', '.join(sorted(allowed))} may change (got {bad or ['--data']})")
+                             f"{', '.join(sorted(allowed))} may change (got {bad or (['--data'] if args.data else ['--init-from'])})")
         cfg = apply_overrides(cfg, args.overrides)
         if args.steps is not None:
             cfg.train.steps = args.steps
@@ -625,7 +663,8 @@ def _cli_train(args: argparse.Namespace) -> int:
         if args.workers is not None:
             cfg.data.num_workers = args.workers
     else:
-        cfg = build_config(args.preset, args.data, args.overrides, args.steps, args.device, args.workers)
+        cfg = build_config(args.preset, args.data, args.overrides, args.steps, args.device, args.workers,
+                           init_from=args.init_from)
     summary = train(cfg, out, resume=args.resume, progress=not args.no_progress,
                     dump_rank_weights=args.dump_rank_weights)
     if int(os.environ.get("RANK", "0")) == 0:
