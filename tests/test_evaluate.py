@@ -13,7 +13,7 @@ import torch
 
 from sketchheal.config import PAPER_CATEGORIES, preset
 from sketchheal.evaluate import (
-    MASK_FILE, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
+    MASK_FILE, decoder_check, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
 )
 from sketchheal.model.pix2seq import LmserPix2Seq
 
@@ -120,6 +120,11 @@ def test_sheep_two_models_side_by_side_and_reproducible_masks(models, sheep_npz,
                     **{**kw, "batch_size": 3})
     for r1, r3 in zip(m_gmlp["results"], res3["models"][0]["results"]):
         assert r1["healed"] == r3["healed"]  # same seed: the same healed sketches, whatever the batch size
+    # The decoder check is reported per model, and does not depend on the batch size either.
+    c1, c3 = m_gmlp["decoder_check"], res3["models"][0]["decoder_check"]
+    assert c1["n"] == 10 and "code gain" in (out1 / "results.md").read_text()
+    for key in ("offset_nll_own", "offset_nll_other", "code_gain", "pen_nll_own", "lift_recall", "end_recall"):
+        assert math.isfinite(c1[key]) and c1[key] == pytest.approx(c3[key], abs=1e-5), key
 
 
 def test_paper_categories_with_a_tiny_classifier(models, data_dir, tmp_path):
@@ -190,3 +195,33 @@ def test_small_helpers():
     img = grid_image([np.ones((8, 8))] * 3, [-np.ones((8, 8))] * 3, [np.zeros((8, 8))] * 3)
     assert img.shape == (3 * 8 + 4 * 2, 3 * 8 + 4 * 2) and img.dtype == np.uint8
     assert img[2, 2] == 0 and img[2 + 8 + 2, 2] == 255 and not math.isnan(float(img.mean()))
+
+
+def test_decoder_check_sees_whether_the_code_is_read():
+    """A decoder whose z pathway is cut predicts every sketch equally well with any code (gain 0); the same decoder
+    with its z pathway intact does not."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    model = LmserPix2Seq(cfg.model).eval()
+    rng = np.random.default_rng(0)
+    sketches = []
+    for n in (12, 20, 30, 9):
+        s3 = np.zeros((n, 3), np.float32)
+        s3[:, :2] = rng.normal(0, 10, (n, 2))
+        s3[n // 2, 2] = s3[-1, 2] = 1
+        sketches.append(s3)
+    codes = rng.normal(0, 1, (4, cfg.model.z_size)).astype(np.float32)
+    healer = SimpleNamespace(model=model, scale=12.0, max_seq_len=32)
+    ids = np.arange(4)
+    with_z = decoder_check(healer, sketches, ids, codes, batch_size=3)
+    assert with_z["n"] == 4 and abs(with_z["code_gain"]) > 1e-4
+    assert 0.0 <= with_z["lift_recall"] <= 1.0 and 0.0 <= with_z["end_recall"] <= 1.0
+    with torch.no_grad():  # cut z out of the decoder: initial state and per-step input
+        model.decoder.fc_hc.weight.zero_()
+        model.decoder.lstm.weight_ih_l0[:, 5:].zero_()
+    cut = decoder_check(healer, sketches, ids, codes, batch_size=3)
+    assert cut["code_gain"] == pytest.approx(0.0, abs=1e-6)
+    assert cut["offset_nll_own"] == pytest.approx(cut["offset_nll_other"], abs=1e-6)
+    assert decoder_check(healer, sketches, ids[:1], codes[:1]) is None  # no other sketch to swap codes with

@@ -427,6 +427,66 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature
     )
 
 
+@torch.no_grad()
+def decoder_check(healer, sketches, ids: np.ndarray, codes: np.ndarray, *, batch_size: int = 100
+                  ) -> dict[str, Any] | None:
+    """Does the decoder read the code?  Teacher-forced on the uncorrupted sketches ``ids`` with their own codes
+    ``codes (n, Nz)`` (encoder means of the clean images) and again with each sketch given the code of the sketch
+    before it (a fixed derangement).
+
+    A decoder that ignores z predicts both equally well (``code_gain`` ~ 0); one that reconstructs its input is
+    much worse with another sketch's code. Also the pen states the near-greedy sampler will pick (argmax): the
+    share of true pen lifts and of true sketch ends (the first end token) predicted as such with the own code.
+    Returns None for models without the package's teacher-forcing interface, or with fewer than 2 sketches.
+    """
+    from .model.mixture import bivariate_normal_log_prob, split_params
+    from .strokes import normalize, to_stroke5
+
+    model = healer.model
+    decoder = getattr(model, "decoder", None)
+    if decoder is None or not hasattr(model, "decoder_inputs") or len(ids) < 2:
+        return None
+    dev = next(model.parameters()).device
+    n, max_len = len(ids), int(healer.max_seq_len)
+    other = np.roll(np.arange(n), 1)  # sketch i reads the code of sketch i - 1
+    nll = {"own": 0.0, "other": 0.0}
+    pen_nll = {"own": 0.0, "other": 0.0}
+    points = steps = lifts = lifts_hit = ends_hit = 0
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(n, start + batch_size))
+        s3s = [np.asarray(sketches[int(ids[r])], np.float32) for r in rows]
+        strokes = torch.from_numpy(np.stack([to_stroke5(normalize(s, healer.scale), max_len) for s in s3s])).to(dev)
+        lengths = torch.tensor([len(s) for s in s3s], device=dev)  # (B,)
+        inputs = model.decoder_inputs(strokes)  # (B, L+1, 5)
+        real = torch.arange(strokes.shape[1], device=dev)[None] < lengths[:, None]  # (B, L+1) rows that are points
+        target_pen = strokes[..., 2:].argmax(-1)  # (B, L+1): 0 down, 1 lifted, 2 end
+        for which, code_rows in (("own", rows), ("other", other[rows])):
+            z = torch.from_numpy(np.ascontiguousarray(codes[code_rows], dtype=np.float32)).to(dev)
+            params, _ = decoder(inputs, z)  # (B, L+1, 6M+3)
+            logits_pi, mu_x, mu_y, log_sx, log_sy, rho, pen_logits = split_params(params.float())
+            log_n = bivariate_normal_log_prob(strokes[..., 0:1], strokes[..., 1:2], mu_x, mu_y, log_sx, log_sy, rho)
+            log_mix = torch.logsumexp(torch.log_softmax(logits_pi, -1) + log_n, -1)  # (B, L+1), mixture eq. 9
+            nll[which] += float(-(log_mix * real).sum())
+            pen_nll[which] += float(-(torch.log_softmax(pen_logits, -1) * strokes[..., 2:]).sum())
+            if which == "own":
+                picked = pen_logits.argmax(-1)  # (B, L+1)
+                lifted = (target_pen == 1) & real
+                lifts += int(lifted.sum())
+                lifts_hit += int(((picked == 1) & lifted).sum())
+                ends_hit += int((picked[torch.arange(len(rows), device=dev), lengths] == 2).sum())
+        points += int(lengths.sum())
+        steps += strokes.shape[0] * strokes.shape[1]
+    own, oth = nll["own"] / points, nll["other"] / points
+    return {
+        "n": n,
+        "offset_nll_own": own, "offset_nll_other": oth, "code_gain": oth - own,
+        "pen_nll_own": pen_nll["own"] / steps, "pen_nll_other": pen_nll["other"] / steps,
+        "lift_recall": lifts_hit / max(1, lifts), "end_recall": ends_hit / n,
+        "note": "teacher forcing on the uncorrupted sketches; nll in nats per point (offsets) and per step (pen); "
+                "other = each sketch given the code of another; recalls: argmax pen state with the own code",
+    }
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # metrics of one model
 
@@ -559,6 +619,17 @@ def results_markdown(results: dict[str, Any]) -> str:
             r = _row(m, p)
             lines.append(f"| {p:g} | {m['name']} | {_pct(r['erased_fraction'])} | {r['healed_sketches']['empty']} | "
                          f"{r['healed_sketches']['mean_points']:.1f} |")
+    checks = [(m["name"], m.get("decoder_check")) for m in results["models"] if m.get("decoder_check")]
+    if checks:
+        lines += ["", "Does the decoder read the code? Teacher forcing on the uncorrupted sketches: offset NLL "
+                      "(nats per point) with each sketch's own code and with another sketch's code, and the share of "
+                      "true pen lifts / sketch ends that the near-greedy sampler would draw (argmax pen state). "
+                      "A code gain near 0 means healing cannot follow its input.", "",
+                  "| model | offset NLL, own code | offset NLL, other code | code gain | pen lifts drawn | "
+                  "ends drawn |", "|---|---|---|---|---|---|"]
+        for name, c in checks:
+            lines.append(f"| {name} | {c['offset_nll_own']:.3f} | {c['offset_nll_other']:.3f} | "
+                         f"{c['code_gain']:.3f} | {_pct(c['lift_recall'])} | {_pct(c['end_recall'])} |")
     lines += ["", "These numbers follow the protocol of `docs/evaluation.md`; numbers from papers with other "
                   "protocols (patch size, mask order, random source, top-k definition, classifier) are not "
                   "directly comparable.", ""]
@@ -730,6 +801,7 @@ def evaluate(
         # float64 distances: CUDA or CPU (MPS has no float64)
         metric_device = dev if dev.type == "cuda" else torch.device("cpu")
         rows, cats, ceiling = model_metrics(run, ev, ps, clf_labels, metric_device)
+        check = decoder_check(healer, ev.sketches, run.ids, run.gallery, batch_size=batch_size)
         size, mode = int(healer.image_size), _model_render_mode(healer)
         grids = write_grids(out, name, run, ev, ps, mode, size=max(128, size))
         kept = ev.labels[run.ids]
@@ -742,7 +814,7 @@ def evaluate(
             "categories": list(getattr(healer, "categories", []) or []),
             "n_evaluated": int(len(run.ids)), "n_excluded_too_long": int(len(ev.labels) - len(run.ids)),
             "n_per_category": {ev.categories[c]: int((kept == c).sum()) for c in range(len(ev.categories))},
-            "classifier_ceiling": ceiling, "results": rows, "grids": grids,
+            "classifier_ceiling": ceiling, "results": rows, "grids": grids, "decoder_check": check,
         })
         per_category[name] = cats
 
