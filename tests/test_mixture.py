@@ -9,7 +9,7 @@ import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from sketchheal.model.mixture import (
-    kl_divergence, kl_loss, reconstruction_loss, reconstruction_terms, sample_step, split_params,
+    kl_divergence, kl_loss, pen_cross_entropy, reconstruction_loss, reconstruction_terms, sample_step, split_params,
 )
 
 M = 4
@@ -198,3 +198,19 @@ def test_sampling_is_reproducible_and_temperature_scales_the_covariance():
 
     with pytest.raises(ValueError):
         sample_step(params[:1], temperature=-1.0)
+
+
+def test_pen_weight_scales_only_the_lift_and_end_terms():
+    b, steps = 3, 7
+    lengths = torch.tensor([7, 4, 1])
+    params, target = make_params(b, steps), make_target(b, steps, lengths)
+    _, pen = reconstruction_terms(params, target, lengths)
+    pen_logits = split_params(params)[-1]
+    assert torch.allclose(pen_cross_entropy(pen_logits, target), pen)
+    _, pen_w = reconstruction_terms(params, target, lengths, pen_weight=3.0)
+    assert torch.allclose(pen_cross_entropy(pen_logits, target, 3.0), pen_w)
+    # Split the unweighted sum by class: weighting multiplies the lift and end parts by w and keeps pen-down.
+    log_q = torch.log_softmax(pen_logits, -1)
+    parts = [-(target[..., 2 + k] * log_q[..., k]).sum() / (b * steps) for k in range(3)]
+    assert torch.allclose(pen_w, parts[0] + 3.0 * (parts[1] + parts[2]), rtol=1e-6)
+    assert pen_w > pen

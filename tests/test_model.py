@@ -97,6 +97,20 @@ def test_forward_shapes(changes):
     assert all(p.grad is not None for p in model.parameters())
 
 
+def test_pen_loss_weight_changes_the_loss_not_the_logged_stroke_loss():
+    cfg = tiny()
+    torch.manual_seed(0)
+    model = LmserPix2Seq(cfg)
+    batch = make_batch(cfg)
+    out = model(batch["corrupted"], batch["strokes"], batch["length"])
+    paper = preset("tiny").train
+    weighted = dataclasses.replace(paper, pen_loss_weight=3.0)
+    a, w = model.compute_losses(out, batch, paper), model.compute_losses(out, batch, weighted)
+    assert torch.equal(a["stroke"], w["stroke"])  # the logged L_R stays comparable across runs
+    assert w["loss"] > a["loss"]
+    assert torch.allclose(a["loss"], a["stroke"] + paper.image_loss_weight * a["image"])
+
+
 def test_bf16_autocast_keeps_losses_fp32():
     cfg = tiny()
     torch.manual_seed(0)

@@ -129,6 +129,14 @@ def test_nonfinite_weights_are_never_saved(synthetic_npz, tmp_path):
     assert not (tmp_path / "ckpt_last.pt").exists()
 
 
+def test_bad_pen_loss_weight_is_refused(synthetic_npz, tmp_path):
+    cfg = tiny_cfg(synthetic_npz)
+    cfg.train.pen_loss_weight = 0.0
+    with pytest.raises(ValueError, match="pen_loss_weight"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_without_checkpoint_says_so(synthetic_npz, tmp_path):
     with pytest.raises(FileNotFoundError, match="without --resume"):
         train(tiny_cfg(synthetic_npz), tmp_path / "nothing", resume=True, progress=False)

@@ -87,6 +87,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     # Weight of the image reconstruction MSE L_img. Paper: 0.5.
     image_loss_weight: float = 0.5
+    # Weight of the pen-lift and end-of-sketch classes in the pen cross-entropy L_p, relative to pen-down (class
+    # weighting, not in the paper). At the published evaluation temperature 0.01 the sampler takes the most likely
+    # pen state, so a lift or end whose probability is spread over a few steps, each below even odds, is never
+    # drawn; a weight w > 1 moves that threshold to about 1 / (1 + w). Paper: 1.0.
+    pen_loss_weight: float = 1.0
     # Weight of the KL term (sketch-rnn's); the paper disables it. Paper: 0.0.
     kl_weight: float = 0.0
     # KL floor (sketch-rnn's free bits) when kl_weight > 0. sketch-rnn: 0.2.

@@ -222,6 +222,9 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         if not cfg.data.paths:
             raise ValueError("no training data: pass --data PATH (sketch-rnn .npz or QuickDraw .ndjson)")
+        if not (cfg.train.pen_loss_weight > 0 and math.isfinite(cfg.train.pen_loss_weight)):
+            raise ValueError(f"train.pen_loss_weight must be a positive number (1 = the paper), "
+                             f"got {cfg.train.pen_loss_weight}")
 
         ckpt = None
         if resume:

@@ -60,8 +60,8 @@ def bivariate_normal_log_prob(x, y, mu_x, mu_y, log_sx, log_sy, rho):
     return -LOG_2PI - log_sx - log_sy - 0.5 * torch.log(one_minus_rho2) - quad / (2 * one_minus_rho2)
 
 
-def reconstruction_terms(params: torch.Tensor, target: torch.Tensor,
-                         lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstruction_terms(params: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor,
+                         pen_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The two parts of sketch-rnn's L_R: ``(L_s offsets, L_p pen)``, scalars in fp32.
 
     ``params (B, L, 6M+3)``, ``target (B, L, 5)`` stroke-5 rows, ``lengths (B,)`` = real points per sketch
@@ -71,6 +71,8 @@ def reconstruction_terms(params: torch.Tensor, target: torch.Tensor,
         L_p = -1 / (L B) * sum_b sum_{i < L} sum_k p_k log q_k
 
     where ``log pi = log_softmax(pi logits)``, ``log q = log_softmax(pen logits)``; the mixture sum is a logsumexp.
+    ``pen_weight`` w (not in sketch-rnn) weights the lift and end classes: ``p_k log q_k`` becomes
+    ``w_k p_k log q_k`` with ``w = (1, w, w)``; 1 gives eq. 9 exactly.
     """
     device_type = params.device.type
     with torch.autocast(device_type=device_type, enabled=False):
@@ -86,8 +88,18 @@ def reconstruction_terms(params: torch.Tensor, target: torch.Tensor,
         log_mix = torch.logsumexp(F.log_softmax(logits_pi, dim=-1) + log_n, dim=-1)  # (B, L)
         points = torch.arange(steps, device=params.device)[None, :] < lengths.to(params.device)[:, None]  # (B, L)
         offset = -torch.where(points, log_mix, torch.zeros_like(log_mix)).sum() / (steps * b)
-        pen = -(target[..., 2:5] * F.log_softmax(pen_logits, dim=-1)).sum() / (steps * b)
+        pen = pen_cross_entropy(pen_logits, target, pen_weight)
     return offset, pen
+
+
+def pen_cross_entropy(pen_logits: torch.Tensor, target: torch.Tensor, pen_weight: float = 1.0) -> torch.Tensor:
+    """``L_p`` of sketch-rnn eq. 9 from ``pen_logits (B, L, 3)`` and stroke-5 ``target (B, L, 5)``: the pen
+    cross-entropy over all L steps divided by ``L * B``; lift and end classes weighted by ``pen_weight`` (fp32)."""
+    b, steps = target.shape[:2]
+    pen_target = target[..., 2:5].float()  # (B, L, 3) one-hot
+    if pen_weight != 1.0:
+        pen_target = pen_target * pen_target.new_tensor([1.0, pen_weight, pen_weight])
+    return -(pen_target * F.log_softmax(pen_logits.float(), dim=-1)).sum() / (steps * b)
 
 
 def reconstruction_loss(params: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

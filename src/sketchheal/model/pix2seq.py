@@ -20,7 +20,7 @@ from ..config import ModelConfig, model_config_from_dict
 from .decoder import StrokeDecoder
 from .encoder import EncoderOutput, build_encoder
 from .gmlp import RESIDUAL_FORMS
-from .mixture import kl_divergence, kl_loss, reconstruction_loss
+from .mixture import kl_divergence, kl_loss, pen_cross_entropy, reconstruction_terms, split_params
 
 # Release directory layout. Bump FORMAT_VERSION when a change would make older readers misread a release.
 FORMAT_VERSION = 1
@@ -90,19 +90,28 @@ class LmserPix2Seq(nn.Module):
         return {"params": params, "mu": enc.mu, "logvar": enc.logvar, "recons": enc.recons, "z": z}
 
     def compute_losses(self, out: dict[str, Any], batch: dict[str, torch.Tensor], train_cfg) -> dict[str, torch.Tensor]:
-        """``loss = L_R + image_loss_weight * L_img (+ kl_weight * max(KL, kl_min) when kl_weight > 0)``.
+        """``loss = L_R (pen classes weighted) + image_loss_weight * L_img (+ kl_weight * max(KL, kl_min))``.
 
         ``batch`` needs ``strokes (B, L+1, 5)``, ``length (B,)`` and ``clean (B, 1, N, N)`` (the uncorrupted image).
-        ``L_R``: sketch-rnn reconstruction loss (``mixture.reconstruction_loss``, fp32, log space).
+        ``L_R``: sketch-rnn reconstruction loss (``mixture.reconstruction_loss``, fp32, log space); with
+        ``train_cfg.pen_loss_weight`` w != 1 the loss uses the class-weighted pen term while ``stroke`` still
+        reports the unweighted L_R (comparable across runs).
         ``L_img = mean((recons[-1] - clean)^2)``: MSE of the final reconstruction only, as published.
         ``kl`` is returned unfloored (for logging) whatever ``kl_weight`` is. All values are fp32 scalars.
         """
         lengths = batch["length"] if "length" in batch else batch["lengths"]
-        stroke = reconstruction_loss(out["params"], batch["strokes"], lengths)
+        offset, pen = reconstruction_terms(out["params"], batch["strokes"], lengths)
+        stroke = offset + pen
+        w = float(getattr(train_cfg, "pen_loss_weight", 1.0))
+        if w == 1.0:
+            fitted = stroke
+        else:
+            with torch.autocast(device_type=out["params"].device.type, enabled=False):
+                fitted = offset + pen_cross_entropy(split_params(out["params"])[-1], batch["strokes"], w)
         with torch.autocast(device_type=out["params"].device.type, enabled=False):
             image = F.mse_loss(out["recons"][-1].float(), batch["clean"].float())
         kl = kl_divergence(out["mu"], out["logvar"])
-        loss = stroke + train_cfg.image_loss_weight * image
+        loss = fitted + train_cfg.image_loss_weight * image
         if train_cfg.kl_weight > 0:
             loss = loss + train_cfg.kl_weight * kl_loss(out["mu"], out["logvar"], train_cfg.kl_min)
         return {"loss": loss, "stroke": stroke, "image": image, "kl": kl}
