@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,3 +209,31 @@ def test_export_checkpoint(tmp_path):
     assert cli_main(["export", str(tmp_path / "plain.pt"), str(tmp_path / "rel2")]) == 1
     with pytest.raises(FileNotFoundError):
         export_checkpoint(tmp_path / "nope.pt", tmp_path / "rel2")
+
+
+def test_export_records_the_runs_behind_a_warm_start(tmp_path):
+    """A checkpoint of a run started with --init-from: the release records each earlier run's steps and the total."""
+    cfg = preset("tiny")
+    torch.manual_seed(0)
+    model = LmserPix2Seq(cfg.model)
+
+    def save(name: str, step: int, init_from: str) -> Path:
+        c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from=init_from))
+        torch.save({"model": model.state_dict(), "optimizer": {}, "step": step, "lr": 1e-3, "config": c.to_dict(),
+                    "scale": 33.0, "categories": ["cat"], "max_seq_len": 64, "version": __version__}, tmp_path / name)
+        return tmp_path / name
+
+    first = save("first.pt", 700, "")
+    export_checkpoint(first, tmp_path / "rel1")  # a release can be a source too
+    second = save("second.pt", 2_500, str(tmp_path / "rel1"))
+    third = save("third.pt", 140, str(second))
+    export_checkpoint(third, tmp_path / "rel3")
+    extra = LmserPix2Seq.from_pretrained(tmp_path / "rel3")[1]["extra"]
+    assert extra["step"] == 140 and extra["total_steps"] == 140 + 2_500 + 700
+    assert extra["lineage"] == [{"source": str(second), "step": 2_500}, {"source": str(tmp_path / "rel1"), "step": 700}]
+    assert LmserPix2Seq.from_pretrained(tmp_path / "rel1")[1]["extra"]["total_steps"] == 700
+
+    lost = save("lost.pt", 10, str(tmp_path / "gone.pt"))  # its source is no longer there
+    export_checkpoint(lost, tmp_path / "rel4")
+    extra = LmserPix2Seq.from_pretrained(tmp_path / "rel4")[1]["extra"]
+    assert extra["total_steps"] is None and extra["lineage"] == [{"source": str(tmp_path / "gone.pt"), "step": None}]

@@ -7,6 +7,7 @@ A release directory is what ``LmserPix2Seq.save_pretrained`` writes: ``model.saf
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 from pathlib import Path
@@ -167,6 +168,36 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
+def training_lineage(ckpt: dict[str, Any], *, max_depth: int = 32) -> list[dict[str, Any]]:
+    """The chain of runs behind a checkpoint, newest first: ``[{"source", "step"}, ...]``.
+
+    Each run started with ``--init-from`` names its source (``train.init_from``); that source's own step and source
+    are read in turn (training checkpoints, run directories and release directories). A source that cannot be read
+    ends the chain with ``"step": None`` (paths are as given at training time, usually relative to the directory the
+    run was started in).
+    """
+    chain: list[dict[str, Any]] = []
+    source = str(((ckpt.get("config") or {}).get("train") or {}).get("init_from") or "")
+    while source and len(chain) < max_depth:
+        path = Path(source)
+        step, parent = None, ""
+        try:
+            if path.is_dir() and (path / "config.json").is_file() and not (path / "ckpt_last.pt").is_file():
+                meta = json.loads((path / "config.json").read_text())
+                extra = meta.get("extra") or {}
+                step, parent = extra.get("step"), (extra.get("train") or {}).get("init_from") or ""
+            else:
+                src = torch.load(path / "ckpt_last.pt" if path.is_dir() else path, map_location="cpu",
+                                 weights_only=False)
+                step = src.get("step")
+                parent = ((src.get("config") or {}).get("train") or {}).get("init_from") or ""
+        except (OSError, ValueError, RuntimeError, AttributeError, TypeError):
+            step, parent = None, ""
+        chain.append({"source": source, "step": step})
+        source = str(parent)
+    return chain
+
+
 def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, *,
                       extra: dict[str, Any] | None = None) -> LmserPix2Seq:
     """Turn a training checkpoint (``sketchheal train``) into a release directory; return the model."""
@@ -189,9 +220,14 @@ def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, *,
         raise ValueError(f"{path}: bad config in checkpoint: {e}") from e
     model = LmserPix2Seq(cfg.model)
     load_state_dict_checked(model, _strip_prefixes(dict(ckpt["model"])), source=str(path))
+    lineage = training_lineage(ckpt)
+    known = all(link["step"] is not None for link in lineage)
     info = {
         "source": f"training checkpoint {path.name}",
         "step": ckpt["step"],
+        # steps of this run plus those of the runs it was started from (--init-from); None if one is unknown
+        "total_steps": ckpt["step"] + sum(link["step"] for link in lineage) if known else None,
+        "lineage": lineage,
         "trained_with": ckpt["version"],
         "data": cfg.to_dict()["data"],
         "train": cfg.to_dict()["train"],
