@@ -104,6 +104,18 @@ def test_load_sheep_counts_and_filtering(sheep_npz):
     assert D.compute_scale(train) == pytest.approx(xy.std(), rel=1e-9)
 
 
+def test_longer_sides_and_scale_of_resized_sketches(rng):
+    from sketchheal.strokes import longer_side, resize
+
+    sketches = [make_sketch(rng, n_strokes=int(rng.integers(1, 4)), points=int(rng.integers(2, 9))) for _ in range(30)]
+    sketches.append(np.array([[0, 0, 0], [0, 0, 1]], np.float32))  # never moves: side 0, left as it is
+    ss = D.SketchSet.from_sketches(sketches)
+    np.testing.assert_allclose(D.longer_sides(ss), [longer_side(s) for s in sketches])
+    resized = np.concatenate([resize(s, 255.0) for s in sketches])[:, :2].astype(np.float64)
+    assert D.compute_scale(ss, size=255.0) == pytest.approx(resized.std(), rel=1e-6)
+    assert D.compute_scale(ss) == pytest.approx(np.concatenate(sketches)[:, :2].std(), rel=1e-9)
+
+
 def test_load_quickdraw_ndjson(data_dir):
     simp = data_dir / "quickdraw" / "simplified"
     if not simp.is_dir():

@@ -72,6 +72,20 @@ def test_item_shapes_dtypes_ranges(duck):
         ds[40]
 
 
+def test_target_size_resizes_the_targets_not_the_images(duck):
+    from sketchheal.strokes import longer_side, stroke5_to_stroke3
+
+    plain, sized = _ds(duck), _ds(duck, target_size=255.0)
+    for i in (0, 7, 39):
+        a, b = plain[i], sized[i]
+        torch.testing.assert_close(a["corrupted"], b["corrupted"])  # the image does not depend on the size
+        s3 = stroke5_to_stroke3(b["strokes"].numpy())
+        assert len(s3) == len(duck[i])
+        assert longer_side(s3) * 10.0 == pytest.approx(255.0, rel=1e-4)  # x scale 10 = a 255-unit sketch
+    with pytest.raises(ValueError, match="target_size"):
+        _ds(duck, target_size=-1.0)
+
+
 def test_item_matches_corrupt_with_its_uniforms(duck):
     ds = _ds(duck, render_mode="reference", image_size=64)
     ds.set_epoch(4)

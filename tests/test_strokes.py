@@ -112,6 +112,21 @@ def test_normalize_denormalize(rng):
         S.normalize(s3, 0.0)
 
 
+def test_resize_and_normalize_to_a_size(rng):
+    s3 = make_sketch(rng)
+    r = S.resize(s3, 255.0)
+    assert S.longer_side(r) == pytest.approx(255.0, rel=1e-5)
+    np.testing.assert_array_equal(r[:, 2], s3[:, 2])
+    np.testing.assert_allclose(r[:, :2] * (S.longer_side(s3) / 255.0), s3[:, :2], rtol=1e-5, atol=1e-4)
+    n = S.normalize(s3, 2.0, size=255.0)  # resize first, then divide by the scale
+    np.testing.assert_allclose(n[:, :2], r[:, :2] / 2.0, rtol=1e-6)
+    assert S.longer_side(S.denormalize(n, 2.0)) == pytest.approx(255.0, rel=1e-5)
+    still = np.array([[0, 0, 0], [0, 0, 1]], np.float32)  # never moves: nothing to resize
+    np.testing.assert_array_equal(S.resize(still, 10.0), still)
+    with pytest.raises(ValueError, match="positive"):
+        S.resize(s3, -1.0)
+
+
 # ------------------------------------------------------------------------------------------ clean / validate
 def test_clean_filters_and_clips(rng):
     s3 = make_sketch(rng, n_strokes=2, points=5).astype(np.int16)

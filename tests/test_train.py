@@ -224,3 +224,70 @@ def test_init_from_starts_at_the_given_weights(synthetic_npz, tmp_path):
         cfg.model.d_model = 24
         Trainer(cfg, tmp_path / "third", progress=False)
     assert main(["train", "--resume", "-o", str(tmp_path / "ft"), "--init-from", str(first)]) == 1
+
+
+def test_warmup_ramps_the_learning_rate():
+    from sketchheal.train import learning_rate
+
+    cfg = preset("tiny")
+    cfg.train.lr, cfg.train.lr_decay, cfg.train.min_lr = 1e-3, 0.5, 1e-5
+    assert learning_rate(cfg, 0, 1.0) == 1e-3  # no warm-up: the published schedule
+    cfg.train.warmup_steps = 4
+    assert [learning_rate(cfg, s, 1.0) for s in range(5)] == pytest.approx(
+        [1e-3 * 0.25, 1e-3 * 0.5 * 0.5, 1e-3 * 0.25 * 0.75, 1e-3 * 0.125, 1e-3 * 0.0625])
+    cfg.train.warmup_steps = -1
+    with pytest.raises(ValueError, match="warmup_steps"):
+        Trainer(cfg, "unused", progress=False)
+
+
+def test_target_size_scale_is_computed_on_the_resized_split_and_saved(synthetic_npz, tmp_path):
+    from sketchheal.cli import main
+    from sketchheal.data import compute_scale, load_sketches
+    from sketchheal.train import build_config
+
+    cfg = tiny_cfg(synthetic_npz, steps=2)
+    cfg.model.target_size = 255.0
+    train(cfg, tmp_path / "sized", progress=False)
+    ckpt = load_checkpoint(tmp_path / "sized")
+    want = compute_scale(load_sketches([str(synthetic_npz)], split="train", max_seq_len=64), size=255.0)
+    assert ckpt["scale"] == pytest.approx(want) and ckpt["config"]["model"]["target_size"] == 255.0
+    # a warm start may change the targets' size (no weight changes shape) and records it
+    cfg = build_config("tiny", [str(synthetic_npz)], ["model.target_size=0"], steps=1, device="cpu",
+                       init_from=str(tmp_path / "sized"))
+    assert cfg.model.target_size == 0.0
+    assert main(["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(tmp_path / "ft"),
+                 "--init-from", str(tmp_path / "sized"), "--steps", "1", "--device", "cpu", "--no-progress",
+                 "--set", "model.target_size=128"]) == 0
+    assert load_checkpoint(tmp_path / "ft")["config"]["model"]["target_size"] == 128.0
+
+
+def test_init_from_encoder_only_and_frozen_encoder(synthetic_npz, tmp_path):
+    """A new (larger) decoder on a trained encoder: the encoder's weights are taken and, frozen, stay as they were."""
+    from sketchheal.train import build_config
+
+    first = tmp_path / "first"
+    train(tiny_cfg(synthetic_npz, steps=2), first, progress=False)
+    source = load_checkpoint(first)["model"]
+    cfg = build_config("tiny", [str(synthetic_npz)], ["train.init_parts=encoder", "train.freeze_encoder=true",
+                                                      "model.dec_hidden=24"], steps=3, device="cpu",
+                       init_from=str(first))
+    cfg.train.checkpoint_every = cfg.train.eval_every = 0
+    trainer = Trainer(cfg, tmp_path / "second", progress=False)
+    enc = {k: v for k, v in source.items() if k.startswith("encoder.")}
+    assert state_dict_equal({k: v for k, v in trainer.model.state_dict().items() if k.startswith("encoder.")}, enc)
+    assert trainer.model.decoder.lstm.hidden_size == 24
+    before = {k: v.clone() for k, v in trainer.model.decoder.state_dict().items()}
+    trainer.run()
+    after = load_checkpoint(tmp_path / "second")["model"]
+    assert state_dict_equal({k: v for k, v in after.items() if k.startswith("encoder.")}, enc)  # frozen
+    assert not all(torch.equal(after[f"decoder.{k}"], v) for k, v in before.items())  # the decoder learned
+    # the whole model of another architecture is refused, pointing at init_parts; a misfit encoder too
+    with pytest.raises(ValueError, match="init_parts=encoder"):
+        Trainer(build_config("tiny", [str(synthetic_npz)], ["model.dec_hidden=24"], init_from=str(first)),
+                tmp_path / "third", progress=False)
+    with pytest.raises(ValueError, match="encoder does not fit"):
+        Trainer(build_config("tiny", [str(synthetic_npz)], ["model.d_model=24", "train.init_parts=encoder"],
+                             init_from=str(first)), tmp_path / "fourth", progress=False)
+    with pytest.raises(ValueError, match="init_parts"):
+        Trainer(build_config("tiny", [str(synthetic_npz)], ["train.init_parts=decoder"]), tmp_path / "x",
+                progress=False)

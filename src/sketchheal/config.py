@@ -69,6 +69,13 @@ class ModelConfig:
     input_dropout: float = 0.0
     # Base channel count of the CNN ablation encoder (doubles per down block).
     cnn_channels: int = 32
+    # Size of the decoder's targets: > 0 resizes every sketch so that its bounding box's longer side is this many
+    # units before the offsets are divided by the scale (which is then computed on the resized training split);
+    # 0 keeps each sketch's size as drawn. The input image is always rendered at one size (the longer side fills
+    # the canvas), so with 0 the decoder must guess how large the drawing was, a spread of 3x on aaron_sheep
+    # (5-95 %), and the guess shows up as distorted, drifting strokes; 255 is QuickDraw's simplified-format size.
+    # Changes no weight shape. Paper: 0 (size as drawn).
+    target_size: float = 0.0
 
 
 @dataclass
@@ -83,6 +90,10 @@ class TrainConfig:
     lr_decay: float = 0.99999
     # ... down to this floor. Paper: 1e-5.
     min_lr: float = 1e-5
+    # Linear warm-up: the rate rises from lr / N to the schedule's value over the first N steps. A warm start
+    # (init_from) begins with a fresh Adam whose first steps are full-size; without a warm-up they undo part of
+    # what the weights had learned (the loss jumps for a few thousand steps). Paper: 0 (none).
+    warmup_steps: int = 0
     # Gradient-norm clip (applied to encoder and decoder separately, as published). Paper: 1.0.
     grad_clip: float = 1.0
     # Weight of the image reconstruction MSE L_img. Paper: 0.5.
@@ -102,6 +113,14 @@ class TrainConfig:
     # run directory (fine-tuning, or a warm restart with a new schedule). The model section must match them; the
     # optimiser starts fresh and the step count at 0. "" = random initialisation (the paper).
     init_from: str = ""
+    # What init_from provides: "all" (the whole model; its architecture must match) or "encoder" (only the
+    # encoder's weights, which must fit; the decoder starts from a random initialisation and may differ in any
+    # way, e.g. a larger LSTM). Paper: not used.
+    init_parts: str = "all"
+    # Keep the encoder's weights fixed and train the decoder only (with init_from: a new decoder for a trained
+    # encoder). The encoder then runs without autograd, which halves the step time of cpu-small on a CPU; the
+    # image loss is still logged. Paper: False (everything trained jointly).
+    freeze_encoder: bool = False
     # "auto" picks cuda, then mps, then cpu.
     device: str = "auto"
     # bf16 autocast ("auto" = on for CUDA only; "on"/"off" force it). The mixture loss always runs in fp32.

@@ -449,20 +449,52 @@ def load_sketches(paths: PathLike | Iterable[PathLike], split: str = "train", ma
                              for p in expand_paths(paths)])
 
 
-def compute_scale(train_set: SketchSet) -> float:
+def longer_sides(sketches: SketchSet) -> np.ndarray:
+    """``(n,) float64``: the longer side of each sketch's bounding box over its pen positions ``p_0 .. p_n``
+    (``strokes.longer_side`` for every sketch at once)."""
+    n = len(sketches)
+    sides = np.zeros(n, np.float64)
+    lengths = np.diff(sketches.offsets)
+    full = np.flatnonzero(lengths > 0)
+    if not len(full):
+        return sides
+    pos = np.cumsum(sketches.points[:, :2], axis=0, dtype=np.float64)  # p_1.. of all sketches, run together
+    starts = sketches.offsets[full]
+    base = np.where(starts[:, None] > 0, pos[np.maximum(starts - 1, 0)], 0.0)  # (k, 2) the running sum before each
+    # each sketch's positions relative to its p_0, reduced per sketch; p_0 = 0 itself joins through the 0 clamp
+    hi = np.maximum(np.maximum.reduceat(pos, starts, axis=0) - base, 0.0)
+    lo = np.minimum(np.minimum.reduceat(pos, starts, axis=0) - base, 0.0)
+    sides[full] = (hi - lo).max(1)
+    return sides
+
+
+def compute_scale(train_set: SketchSet, size: float = 0.0) -> float:
     """Normalisation scale: the standard deviation of all ``dx, dy`` of the training split (sketch-rnn's).
 
-    Compute it once on the training split and store it with the model (see docs/ARCHITECTURE.md).
+    ``size > 0``: of the training split with every sketch resized so that its longer side is ``size`` (the targets
+    of a model with ``model.target_size = size``). Compute it once on the training split and store it with the
+    model (see docs/ARCHITECTURE.md).
     """
     points = train_set.points
     if len(points) == 0:
         raise ValueError("cannot compute the scale of an empty training set")
+    if size:
+        if not size > 0:
+            raise ValueError(f"size must be positive, got {size}")
+        sides = longer_sides(train_set)
+        factor = np.where(sides > 0, size / np.where(sides > 0, sides, 1.0), 1.0)  # (n,) per sketch
+        per_point = np.repeat(factor, np.diff(train_set.offsets))  # (total,)
     chunks = range(0, len(points), 1 << 20)  # float64 copies one chunk at a time (two passes, exact enough)
-    total = sum(float(points[a:a + (1 << 20), :2].sum(dtype=np.float64)) for a in chunks)
+
+    def xy(a: int) -> np.ndarray:
+        d = points[a:a + (1 << 20), :2].astype(np.float64)
+        return d * per_point[a:a + (1 << 20), None] if size else d
+
+    total = sum(float(xy(a).sum()) for a in chunks)
     mean = total / (2 * len(points))
     sq = 0.0
     for a in chunks:
-        d = points[a:a + (1 << 20), :2].astype(np.float64) - mean
+        d = xy(a) - mean
         sq += float(np.einsum("ij,ij->", d, d))
     return float(np.sqrt(sq / (2 * len(points))))
 
@@ -868,6 +900,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_cmd_convert)
 
 
-__all__ = ["SketchSet", "load_sketches", "load_file", "compute_scale", "save_npz", "save_ndjson", "convert",
+__all__ = ["SketchSet", "load_sketches", "load_file", "compute_scale", "longer_sides", "save_npz", "save_ndjson", "convert",
            "random_split", "info", "format_info", "show", "draw_grid", "draw_sketch", "expand_paths", "pack",
            "npz_splits", "register", "DROP_REASONS", "SPLITS"]

@@ -64,6 +64,8 @@ class HealingDataset(Dataset):
         sketches: a :class:`~sketchheal.data.SketchSet` (or anything with ``len``, ``[i] -> (n, 3)`` stroke-3 and
             optionally ``.labels``), or a list of stroke-3 arrays. Offsets are unnormalised.
         scale: the training split's std of ``dx, dy`` (``data.compute_scale``); the target is divided by it.
+        target_size: > 0 resizes each target so that its longer side is this (``model.target_size``) before the
+            division; ``scale`` must then come from ``compute_scale(train, size=target_size)``. 0 = size as drawn.
         max_len: ``Nmax``; targets are padded to ``max_len + 1`` rows. Longer sketches raise ValueError.
         image_size: side ``N`` of the images.
         render_mode: ``"reference"`` (published pixels) or ``"fast"``.
@@ -90,6 +92,7 @@ class HealingDataset(Dataset):
         seed: int = 0,
         mask_table: MaskTable | None = None,
         max_patches: int = MAX_PATCHES,
+        target_size: float = 0.0,
     ) -> None:
         self.sketches = _as_sketch_source(sketches)
         n = len(self.sketches)
@@ -97,6 +100,8 @@ class HealingDataset(Dataset):
             raise ValueError(f"scale must be a positive number (the training split's std), got {scale!r}")
         if int(max_len) != max_len or max_len < 1:
             raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
+        if not (np.isfinite(target_size) and target_size >= 0):
+            raise ValueError(f"target_size must be >= 0 (0 = size as drawn), got {target_size!r}")
         if render_mode not in MODES:
             raise ValueError(f"unknown render mode {render_mode!r}; choose one of {MODES}")
         if not 0.0 <= mask_prob <= 1.0:
@@ -116,6 +121,7 @@ class HealingDataset(Dataset):
         labels = getattr(self.sketches, "labels", None)
         self.labels = np.zeros(n, np.int64) if labels is None else np.asarray(labels).astype(np.int64)
         self.scale = float(scale)
+        self.target_size = float(target_size)
         self.max_len = int(max_len)
         self.image_size = int(image_size)
         self.render_mode = render_mode
@@ -157,7 +163,7 @@ class HealingDataset(Dataset):
                         max_patches=self.max_patches)
         except ValueError as e:
             raise ValueError(f"sketch {i}: {e}") from None
-        strokes = to_stroke5(normalize(s3, self.scale), self.max_len)
+        strokes = to_stroke5(normalize(s3, self.scale, self.target_size), self.max_len)
         return {
             "corrupted": torch.from_numpy(c.corrupted)[None],
             "clean": torch.from_numpy(c.clean)[None],

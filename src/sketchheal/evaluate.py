@@ -455,7 +455,9 @@ def decoder_check(healer, sketches, ids: np.ndarray, codes: np.ndarray, *, batch
     for start in range(0, n, batch_size):
         rows = np.arange(start, min(n, start + batch_size))
         s3s = [np.asarray(sketches[int(ids[r])], np.float32) for r in rows]
-        strokes = torch.from_numpy(np.stack([to_stroke5(normalize(s, healer.scale), max_len) for s in s3s])).to(dev)
+        size = float(getattr(getattr(model, "config", None), "target_size", 0.0))  # the targets as trained
+        strokes = torch.from_numpy(np.stack([to_stroke5(normalize(s, healer.scale, size), max_len)
+                                             for s in s3s])).to(dev)
         lengths = torch.tensor([len(s) for s in s3s], device=dev)  # (B,)
         inputs = model.decoder_inputs(strokes)  # (B, L+1, 5)
         real = torch.arange(strokes.shape[1], device=dev)[None] < lengths[:, None]  # (B, L+1) rows that are points

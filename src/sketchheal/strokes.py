@@ -174,17 +174,41 @@ def bounds(s3: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
-def normalize(s3: np.ndarray, scale: float) -> np.ndarray:
-    """Divide ``dx, dy`` by ``scale`` (the training split's std, see ``data.compute_scale``); ``(n, 3) float32``."""
+def longer_side(s3: np.ndarray) -> float:
+    """The longer side of the bounding box of all pen positions ``p_0 .. p_n`` (0 for a sketch that never moves)."""
+    lo_x, lo_y, hi_x, hi_y = bounds(s3)
+    return max(hi_x - lo_x, hi_y - lo_y)
+
+
+def resize(s3: np.ndarray, size: float) -> np.ndarray:
+    """Scale ``dx, dy`` so that the longer side of the bounding box is ``size``; ``(n, 3) float32``.
+
+    A sketch that never moves (longer side 0) is returned unchanged.
+    """
+    if not size > 0:
+        raise ValueError(f"size must be positive, got {size}")
+    out = np.array(s3, np.float32, copy=True)
+    side = longer_side(s3)
+    if side > 0:
+        out[:, :2] *= np.float32(size / side)
+    return out
+
+
+def normalize(s3: np.ndarray, scale: float, size: float = 0.0) -> np.ndarray:
+    """Divide ``dx, dy`` by ``scale`` (the training split's std, see ``data.compute_scale``); ``(n, 3) float32``.
+
+    ``size > 0`` first resizes the sketch so that its bounding box's longer side is ``size`` (:func:`resize`);
+    ``scale`` must then be the std of the training split resized the same way (``compute_scale(..., size=size)``).
+    """
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
-    out = np.array(s3, np.float32, copy=True)
+    out = resize(s3, size) if size else np.array(s3, np.float32, copy=True)
     out[:, :2] /= np.float32(scale)
     return out
 
 
 def denormalize(s3: np.ndarray, scale: float) -> np.ndarray:
-    """Inverse of :func:`normalize`: multiply ``dx, dy`` by ``scale``; ``(n, 3) float32``."""
+    """Inverse of :func:`normalize` without ``size``: multiply ``dx, dy`` by ``scale``; ``(n, 3) float32``."""
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
     out = np.array(s3, np.float32, copy=True)

@@ -170,22 +170,42 @@ class TrainState:
     best_valid: float = math.inf
 
 
-def init_weights(source: str | os.PathLike, model_cfg) -> dict[str, torch.Tensor]:
+INIT_PARTS = ("all", "encoder")
+
+
+def init_weights(source: str | os.PathLike, model_cfg, parts: str = "all") -> dict[str, torch.Tensor]:
     """The weights of ``source`` (release dir, checkpoint or run dir) for a model built from ``model_cfg``.
 
-    Raises ValueError naming the differing fields when ``source`` holds another architecture.
+    ``parts="all"``: the whole state dict; raises ValueError naming the differing fields when ``source`` holds
+    another architecture. ``parts="encoder"``: only the ``encoder.*`` entries; raises ValueError naming the
+    tensors that do not fit the encoder ``model_cfg`` builds.
     """
     from .heal import load_model
+    from .model.pix2seq import LmserPix2Seq
 
+    if parts not in INIT_PARTS:
+        raise ValueError(f"train.init_parts must be one of {INIT_PARTS}, got {parts!r}")
     src = load_model(source, device="cpu").model
+    if parts == "encoder":
+        theirs = {k: v for k, v in src.state_dict().items() if k.startswith("encoder.")}
+        ours = {k: v for k, v in LmserPix2Seq(model_cfg).state_dict().items() if k.startswith("encoder.")}
+        bad = sorted(set(ours) ^ set(theirs)) + sorted(
+            f"{k} {tuple(theirs[k].shape)} there, {tuple(ours[k].shape)} here"
+            for k in set(ours) & set(theirs) if theirs[k].shape != ours[k].shape)
+        if bad:
+            raise ValueError(f"--init-from {source} (encoder only): its encoder does not fit this run's: "
+                             + "; ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
+                             + "; keep the encoder's model.* settings (encoder, d_model, d_ffn, z_size, ...)")
+        return theirs
     theirs, ours = dataclasses.asdict(src.config), dataclasses.asdict(model_cfg)
-    # fields that change no parameter shape may differ (e.g. dropout for fine-tuning)
-    free = {"dropout", "input_dropout"}
+    # fields that change no parameter shape may differ (e.g. dropout, or the targets' size, for fine-tuning)
+    free = {"dropout", "input_dropout", "target_size"}
     diff = {k: (theirs.get(k), v) for k, v in ours.items() if k not in free and theirs.get(k) != v}
     if diff:
         raise ValueError(f"--init-from {source}: its model differs from this run's in "
                          + ", ".join(f"{k} ({a!r} there, {b!r} here)" for k, (a, b) in sorted(diff.items()))
-                         + "; drop the model.* overrides or --preset that change them")
+                         + "; drop the model.* overrides or --preset that change them, or take only its "
+                         "encoder (train.init_parts=encoder)")
     return src.state_dict()
 
 
@@ -197,9 +217,11 @@ def init_model_config(source: str | os.PathLike):
 
 
 def learning_rate(cfg: Config, step: int, lr_scale: float) -> float:
-    """Published schedule: lr * decay^step, floored at min_lr (then times the NaN roll-back factor)."""
+    """Published schedule: lr * decay^step, floored at min_lr (then times the NaN roll-back factor); during the
+    first ``warmup_steps`` steps also times ``(step + 1) / warmup_steps``."""
     t = cfg.train
-    return max(t.min_lr, t.lr * t.lr_decay ** step) * lr_scale
+    warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
+    return max(t.min_lr, t.lr * t.lr_decay ** step) * warm * lr_scale
 
 
 class Trainer:
@@ -220,6 +242,10 @@ class Trainer:
             torch.cuda.set_device(self.device)
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
+        if cfg.train.init_parts not in INIT_PARTS:
+            raise ValueError(f"train.init_parts must be one of {INIT_PARTS}, got {cfg.train.init_parts!r}")
+        if cfg.train.warmup_steps < 0:
+            raise ValueError(f"train.warmup_steps must be >= 0 (0 = no warm-up), got {cfg.train.warmup_steps}")
         if not cfg.data.paths:
             raise ValueError("no training data: pass --data PATH (sketch-rnn .npz or QuickDraw .ndjson)")
         if not (cfg.train.pen_loss_weight > 0 and math.isfinite(cfg.train.pen_loss_weight)):
@@ -242,24 +268,30 @@ class Trainer:
         self.valid_set = load_sketches(d.paths, split="valid", max_seq_len=d.max_seq_len, clip=d.clip)
         if len(self.valid_set) == 0:
             self.valid_set = self.train_set
-        self.scale = float(ckpt["scale"]) if ckpt else float(compute_scale(self.train_set))
+        self.scale = (float(ckpt["scale"]) if ckpt
+                      else float(compute_scale(self.train_set, size=cfg.model.target_size)))
         self.max_len = d.max_seq_len  # Nmax: every target is padded to Nmax + 1 rows
         self.categories = list(self.train_set.categories)
         common = dict(scale=self.scale, max_len=self.max_len, image_size=d.image_size, render_mode=d.render_mode,
-                      seed=cfg.train.seed)
+                      seed=cfg.train.seed, target_size=cfg.model.target_size)
         self.train_data = HealingDataset(self.train_set, mask_prob=d.mask_prob, **common)
         self.valid_data = HealingDataset(self.valid_set, mask_prob=d.mask_prob, **common)
 
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
         self.model = LmserPix2Seq(cfg.model).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        trained = self.model.decoder if cfg.train.freeze_encoder else self.model
+        self.optimizer = torch.optim.Adam(trained.parameters(), lr=cfg.train.lr)
         self.state = TrainState()
         if ckpt:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.state = TrainState(**ckpt["train_state"])
         elif cfg.train.init_from:
-            self.model.load_state_dict(init_weights(cfg.train.init_from, cfg.model))
+            weights = init_weights(cfg.train.init_from, cfg.model, cfg.train.init_parts)
+            self.model.load_state_dict(weights, strict=cfg.train.init_parts == "all")
+        if cfg.train.freeze_encoder:
+            # no gradients flow into the encoder, so autograd keeps none of its activations
+            self.model.encoder.requires_grad_(False)
         self.ddp_model = self.model
         if self.ddp.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None

@@ -39,6 +39,8 @@ def check_model_config(cfg: ModelConfig) -> None:
             raise ValueError(f"model.{name} must be positive, got {getattr(cfg, name)}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
+    if not (math.isfinite(cfg.target_size) and cfg.target_size >= 0):
+        raise ValueError(f"model.target_size must be >= 0 (0 = size as drawn), got {cfg.target_size}")
 
 
 class LmserPix2Seq(nn.Module):
