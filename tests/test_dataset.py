@@ -86,6 +86,39 @@ def test_target_size_resizes_the_targets_not_the_images(duck):
         _ds(duck, target_size=-1.0)
 
 
+def test_deformed_inputs_and_mask_ranges_keep_the_target(duck):
+    plain = _ds(duck, mask_prob=0.1)
+    aug = _ds(duck, mask_prob=0.1, mask_prob_max=0.6, deform=(10.0, 0.15, 0.005))
+    changed = 0
+    for i in range(10):
+        a, b = plain[i], aug[i]
+        torch.testing.assert_close(a["strokes"], b["strokes"])  # the target is the sketch as drawn
+        changed += int(not torch.equal(a["clean"], b["clean"]))  # the image comes from a deformed copy
+        assert (b["corrupted"] <= b["clean"]).all()  # the clean image is the deformed sketch, unmasked
+    assert changed >= 8
+    again = _ds(duck, mask_prob=0.1, mask_prob_max=0.6, deform=(10.0, 0.15, 0.005))
+    torch.testing.assert_close(aug[3]["corrupted"], again[3]["corrupted"])  # reproducible from (seed, epoch, i)
+    aug.set_epoch(1)
+    assert not torch.equal(aug[3]["clean"], again[3]["clean"])  # and new every epoch
+    # the range changes how much is erased, not which candidates come first: p ~ U(0.1, 0.6)
+    only_range = _ds(duck, mask_prob=0.1, mask_prob_max=0.6)
+    torch.testing.assert_close(only_range[0]["clean"], plain[0]["clean"])
+    with pytest.raises(ValueError, match="mask_prob_max"):
+        _ds(duck, mask_prob=0.3, mask_prob_max=0.2)
+    with pytest.raises(ValueError, match="deform"):
+        _ds(duck, deform=(5.0, 1.5, 0.0))
+    with pytest.raises(ValueError, match="mask_table"):
+        _ds(duck, deform=(5.0, 0.1, 0.0), mask_table=MaskTable(len(duck), 0))
+
+
+def test_deformed_items_match_across_workers(duck):
+    ds = _ds(duck, mask_prob_max=0.5, deform=(10.0, 0.1, 0.005))
+    ds.set_epoch(2)
+    one = _stack(make_loader(ds, 8, shuffle=False, num_workers=0, seed=0, drop_last=False))
+    two = _stack(make_loader(ds, 8, shuffle=False, num_workers=2, seed=0, drop_last=False))
+    torch.testing.assert_close(one["corrupted"], two["corrupted"])
+
+
 def test_item_matches_corrupt_with_its_uniforms(duck):
     ds = _ds(duck, render_mode="reference", image_size=64)
     ds.set_epoch(4)

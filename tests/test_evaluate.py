@@ -13,7 +13,7 @@ import torch
 
 from sketchheal.config import PAPER_CATEGORIES, preset
 from sketchheal.evaluate import (
-    MASK_FILE, decoder_check, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
+    MASK_FILE, STABILITY_TESTS, code_stability, decoder_check, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
 )
 from sketchheal.model.pix2seq import LmserPix2Seq
 
@@ -125,6 +125,12 @@ def test_sheep_two_models_side_by_side_and_reproducible_masks(models, sheep_npz,
     assert c1["n"] == 10 and "code gain" in (out1 / "results.md").read_text()
     for key in ("offset_nll_own", "offset_nll_other", "code_gain", "pen_nll_own", "lift_recall", "end_recall"):
         assert math.isfinite(c1[key]) and c1[key] == pytest.approx(c3[key], abs=1e-5), key
+    # So is the code-stability table: one row per deformation, the same numbers in every run with the seed.
+    s1, s2 = m_gmlp["code_stability"], res2["models"][0]["code_stability"]
+    assert [t["name"] for t in s1] == [name for name, _ in STABILITY_TESTS] and "How stable" in (
+        out1 / "results.md").read_text()
+    assert all(0.0 <= t["top1"] <= t["top10"] <= t["top50"] <= 1.0 for t in s1)
+    assert res3["models"][0]["code_stability"] == s1 and len(s2) == len(s1)
 
 
 def test_paper_categories_with_a_tiny_classifier(models, data_dir, tmp_path):
@@ -225,3 +231,31 @@ def test_decoder_check_sees_whether_the_code_is_read():
     assert cut["code_gain"] == pytest.approx(0.0, abs=1e-6)
     assert cut["offset_nll_own"] == pytest.approx(cut["offset_nll_other"], abs=1e-6)
     assert decoder_check(healer, sketches, ids[:1], codes[:1]) is None  # no other sketch to swap codes with
+
+
+def test_code_stability_measures_what_a_deformation_does_to_the_codes():
+    """No deformation retrieves every original; a deformation the encoder cannot see past retrieves fewer."""
+    from types import SimpleNamespace
+
+    from sketchheal.render import render
+    from sketchheal.sample import encode_images
+
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    model = LmserPix2Seq(cfg.model).eval()
+    rng = np.random.default_rng(0)
+    sketches = []
+    for n in (12, 20, 30, 9, 15, 25):
+        s3 = np.zeros((n, 3), np.float32)
+        s3[:, :2] = rng.normal(0, 10, (n, 2))
+        s3[n // 2, 2] = s3[-1, 2] = 1
+        sketches.append(s3)
+    healer = SimpleNamespace(model=model, scale=12.0, max_seq_len=32, image_size=32, render_mode="fast")
+    ids = np.arange(len(sketches))
+    gallery = encode_images(model, np.stack([render(s, size=32, mode="fast") for s in sketches])[:, None]).numpy()
+    by_length = {len(s): k for k, s in enumerate(sketches)}  # the lengths differ: they name the sketches
+    tests = (("same", lambda s, r: s),
+             ("another sketch", lambda s, r: sketches[(by_length[len(s)] + 1) % len(sketches)]))
+    same, other = code_stability(healer, sketches, ids, gallery, tests=tests, batch_size=4)
+    assert same["name"] == "same" and same["top1"] == 1.0 and same["mean_rank"] == 1.0
+    assert other["top1"] == 0.0  # every sketch drawn as its neighbour retrieves the neighbour, never itself

@@ -112,6 +112,30 @@ def test_normalize_denormalize(rng):
         S.normalize(s3, 0.0)
 
 
+def test_deform_rotates_stretches_and_wobbles(rng):
+    s3 = make_sketch(rng, n_strokes=3, points=10)
+    assert np.array_equal(S.deform(s3, np.random.default_rng(1)), s3)  # nothing asked, nothing drawn
+    rot = S.deform(s3, np.random.default_rng(1), rotate=30.0)
+    np.testing.assert_allclose(np.linalg.norm(rot[:, :2], axis=1), np.linalg.norm(s3[:, :2], axis=1), rtol=1e-5,
+                               atol=1e-4)  # a rotation keeps every offset's length
+    a = np.arctan2(rot[:, 1], rot[:, 0]) - np.arctan2(s3[:, 1], s3[:, 0])
+    moving = np.linalg.norm(s3[:, :2], axis=1) > 0
+    turn = np.angle(np.exp(1j * a[moving]))
+    assert np.allclose(turn, turn[0], atol=1e-4) and abs(np.rad2deg(turn[0])) <= 30  # one angle for all
+    st = S.deform(s3, np.random.default_rng(2), scale=0.2)
+    ratio_x = st[s3[:, 0] != 0, 0] / s3[s3[:, 0] != 0, 0]
+    ratio_y = st[s3[:, 1] != 0, 1] / s3[s3[:, 1] != 0, 1]
+    assert np.ptp(ratio_x) < 1e-5 and np.ptp(ratio_y) < 1e-5 and 0.8 <= ratio_x[0] <= 1.2 and 0.8 <= ratio_y[0] <= 1.2
+    wob = S.deform(s3, np.random.default_rng(3), jitter=0.01)
+    noise = wob[:, :2] - s3[:, :2]
+    assert 0 < noise.std() < 0.03 * S.longer_side(s3)
+    np.testing.assert_array_equal(wob[:, 2], s3[:, 2])
+    again = S.deform(s3, np.random.default_rng(3), jitter=0.01)
+    np.testing.assert_array_equal(wob, again)  # a function of the generator
+    with pytest.raises(ValueError, match="deform"):
+        S.deform(s3, rng, scale=1.0)
+
+
 def test_resize_and_normalize_to_a_size(rng):
     s3 = make_sketch(rng)
     r = S.resize(s3, 255.0)

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sketchheal.render import MAX_PATCHES, MODES, MaskTable, corrupt
-from sketchheal.strokes import normalize, to_stroke5
+from sketchheal.strokes import deform as deform_sketch, normalize, to_stroke5
 
 
 class _PackedSketches:
@@ -66,6 +66,11 @@ class HealingDataset(Dataset):
         scale: the training split's std of ``dx, dy`` (``data.compute_scale``); the target is divided by it.
         target_size: > 0 resizes each target so that its longer side is this (``model.target_size``) before the
             division; ``scale`` must then come from ``compute_scale(train, size=target_size)``. 0 = size as drawn.
+        mask_prob_max: > mask_prob: each item draws its erase probability from U(mask_prob, mask_prob_max).
+        deform: ``(rotate, scale, jitter)`` for :func:`sketchheal.strokes.deform`: the images are drawn from a
+            deformed copy, the target stays the sketch as drawn. ``None`` = no deformation.
+            The draws of both come from ``(seed, epoch, index)`` (a stream apart from the masks' uniforms);
+            neither goes with a ``mask_table``.
         max_len: ``Nmax``; targets are padded to ``max_len + 1`` rows. Longer sketches raise ValueError.
         image_size: side ``N`` of the images.
         render_mode: ``"reference"`` (published pixels) or ``"fast"``.
@@ -93,6 +98,8 @@ class HealingDataset(Dataset):
         mask_table: MaskTable | None = None,
         max_patches: int = MAX_PATCHES,
         target_size: float = 0.0,
+        mask_prob_max: float = 0.0,
+        deform: tuple[float, float, float] | None = None,
     ) -> None:
         self.sketches = _as_sketch_source(sketches)
         n = len(self.sketches)
@@ -113,6 +120,18 @@ class HealingDataset(Dataset):
             worst = int(np.argmax(lengths))
             raise ValueError(f"sketch {worst} has {int(lengths[worst])} points, more than max_len={max_len}; "
                              "load the data with max_seq_len <= max_len or raise max_len")
+        if mask_prob_max and not mask_prob <= mask_prob_max <= 1.0:
+            raise ValueError(f"mask_prob_max must be 0 (off) or in [mask_prob={mask_prob}, 1], got {mask_prob_max}")
+        if deform is not None:
+            deform = tuple(float(v) for v in deform)
+            if len(deform) != 3:
+                raise ValueError(f"deform must be (rotate, scale, jitter), got {deform!r}")
+            _check_deform(deform)
+            if not any(deform):
+                deform = None
+        if mask_table is not None and (mask_prob_max or deform is not None):
+            raise ValueError("mask_prob_max and deform are for training; a mask_table fixes the masks of an "
+                             "evaluation")
         if mask_table is not None:
             if len(mask_table) < n:
                 raise ValueError(f"mask table has {len(mask_table)} rows for {n} sketches; "
@@ -122,6 +141,8 @@ class HealingDataset(Dataset):
         self.labels = np.zeros(n, np.int64) if labels is None else np.asarray(labels).astype(np.int64)
         self.scale = float(scale)
         self.target_size = float(target_size)
+        self.mask_prob_max = float(mask_prob_max)
+        self.deform = deform
         self.max_len = int(max_len)
         self.image_size = int(image_size)
         self.render_mode = render_mode
@@ -158,8 +179,17 @@ class HealingDataset(Dataset):
             raise IndexError(f"index {i} out of range for {n} sketches")
         i = int(i) % n
         s3 = np.asarray(self.sketches[i], dtype=np.float32)
+        p, drawn = self.mask_prob, s3
+        if self.mask_prob_max or self.deform is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, i, 1])  # apart from the masks' stream
+            if self.mask_prob_max:
+                p = float(rng.uniform(self.mask_prob, self.mask_prob_max))
+            if self.deform is not None:
+                rotate, scale, jitter = self.deform
+                drawn = deform_sketch(s3, rng, rotate=rotate, scale=scale, jitter=jitter)
         try:
-            c = corrupt(s3, self.uniforms(i), self.mask_prob, size=self.image_size, mode=self.render_mode,
+            # the clean image is the drawn (deformed) sketch too: the Lmser block reconstructs what it sees
+            c = corrupt(drawn, self.uniforms(i), p, size=self.image_size, mode=self.render_mode,
                         max_patches=self.max_patches)
         except ValueError as e:
             raise ValueError(f"sketch {i}: {e}") from None
@@ -172,6 +202,12 @@ class HealingDataset(Dataset):
             "label": torch.tensor(int(self.labels[i]), dtype=torch.int64),
             "index": torch.tensor(i, dtype=torch.int64),
         }
+
+
+def _check_deform(amounts: tuple[float, ...]) -> None:
+    rotate, scale, jitter = amounts
+    if rotate < 0 or jitter < 0 or not 0 <= scale < 1 or not all(np.isfinite(amounts)):
+        raise ValueError(f"deform needs rotate >= 0, 0 <= scale < 1 and jitter >= 0, got {amounts}")
 
 
 def worker_init(worker_id: int) -> None:

@@ -194,6 +194,31 @@ def resize(s3: np.ndarray, size: float) -> np.ndarray:
     return out
 
 
+def deform(s3: np.ndarray, rng: np.random.Generator, *, rotate: float = 0.0, scale: float = 0.0,
+           jitter: float = 0.0) -> np.ndarray:
+    """A randomly deformed copy of a stroke-3 sketch; ``(n, 3) float32``, pen column unchanged.
+
+    The offsets are rotated by an angle drawn from U(-rotate, rotate) degrees, then x and y are scaled by factors
+    drawn independently from U(1 - scale, 1 + scale), then Gaussian noise of standard deviation ``jitter`` x the
+    (deformed) longer side is added to every offset (a small wobble that accumulates along the strokes). All draws
+    come from ``rng``, in that order; zero amounts draw nothing.
+    """
+    if rotate < 0 or jitter < 0 or not 0 <= scale < 1:
+        raise ValueError(f"deform needs rotate >= 0, 0 <= scale < 1 and jitter >= 0, got {rotate}, {scale}, {jitter}")
+    out = np.array(s3, np.float32, copy=True)
+    m = np.eye(2)
+    if rotate:
+        a = np.deg2rad(rng.uniform(-rotate, rotate))
+        m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    if scale:
+        m = np.diag(rng.uniform(1 - scale, 1 + scale, 2)) @ m
+    if rotate or scale:
+        out[:, :2] = (np.asarray(s3, np.float64)[:, :2] @ m.T).astype(np.float32)
+    if jitter:
+        out[:, :2] += rng.normal(0.0, jitter * longer_side(out), out[:, :2].shape).astype(np.float32)
+    return out
+
+
 def normalize(s3: np.ndarray, scale: float, size: float = 0.0) -> np.ndarray:
     """Divide ``dx, dy`` by ``scale`` (the training split's std, see ``data.compute_scale``); ``(n, 3) float32``.
 

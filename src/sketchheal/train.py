@@ -274,7 +274,9 @@ class Trainer:
         self.categories = list(self.train_set.categories)
         common = dict(scale=self.scale, max_len=self.max_len, image_size=d.image_size, render_mode=d.render_mode,
                       seed=cfg.train.seed, target_size=cfg.model.target_size)
-        self.train_data = HealingDataset(self.train_set, mask_prob=d.mask_prob, **common)
+        deform = (d.deform_rotate, d.deform_scale, d.deform_jitter)
+        self.train_data = HealingDataset(self.train_set, mask_prob=d.mask_prob, mask_prob_max=d.mask_prob_max,
+                                         deform=deform if any(deform) else None, **common)
         self.valid_data = HealingDataset(self.valid_set, mask_prob=d.mask_prob, **common)
 
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
