@@ -259,3 +259,16 @@ def test_code_stability_measures_what_a_deformation_does_to_the_codes():
     same, other = code_stability(healer, sketches, ids, gallery, tests=tests, batch_size=4)
     assert same["name"] == "same" and same["top1"] == 1.0 and same["mean_rank"] == 1.0
     assert other["top1"] == 0.0  # every sketch drawn as its neighbour retrieves the neighbour, never itself
+
+
+def test_best_of_candidates_is_recorded_and_one_candidate_is_the_protocol(models, sheep_npz, tmp_path):
+    gmlp, _ = models
+    kw = dict(masks=(0.3,), max_per_category=6, batch_size=4, num_workers=0, progress=False, temperature=0.5)
+    plain = evaluate([gmlp], [sheep_npz], out_dir=tmp_path / "a", **kw)
+    one = evaluate([gmlp], [sheep_npz], out_dir=tmp_path / "b", candidates=1, **kw)
+    four = evaluate([gmlp], [sheep_npz], out_dir=tmp_path / "c", candidates=4, **kw)
+    assert plain["models"][0]["results"] == one["models"][0]["results"]
+    assert four["settings"]["candidates"] == 4 and "best of 4" in (tmp_path / "c" / "results.md").read_text()
+    assert four["models"][0]["results"][0]["no_healing"] == plain["models"][0]["results"][0]["no_healing"]
+    with pytest.raises(ValueError, match="candidates"):
+        evaluate([gmlp], [sheep_npz], out_dir=tmp_path / "d", candidates=2, greedy=True, **kw)

@@ -339,11 +339,12 @@ class _Setup:
 
 
 def _heal_stage(st: _Setup, ev: EvalSet, ids: np.ndarray, ps: Sequence[float], *, temperature: float,
-                greedy: bool, seed: int, batch_size: int, num_workers: int, progress: bool, desc: str) -> dict:
+                greedy: bool, seed: int, batch_size: int, num_workers: int, progress: bool, desc: str,
+                candidates: int = 1) -> dict:
     """Stage 1 over sketches ``ids``: gallery codes, corrupted codes, healed sketches (unnormalised stroke-3),
     erased fractions and the classifier's labels for the clean and corrupted images."""
+    from .candidates import best_of
     from .classifier import classify
-    from .sample import sample
 
     model, healer = st.healer.model, st.healer
     out: dict[str, Any] = {"gallery": [], "corrupted": [[] for _ in ps], "healed": [[] for _ in ps],
@@ -362,8 +363,11 @@ def _heal_stage(st: _Setup, ev: EvalSet, ids: np.ndarray, ps: Sequence[float], *
             mu = _encode(model, batch["corrupted"][:, j])
             out["corrupted"][j].append(mu.cpu())
             out["erased"][j].append(batch["erased"][:, j].numpy())
-            strokes = sample(model, mu, max_len=int(healer.max_seq_len), temperature=temperature, greedy=greedy,
-                             seeds=[sample_key(seed, p, sid) for sid in batch_ids])
+            # candidates > 1: the best of several by agreement with the corrupted input (never the original)
+            strokes, _ = best_of(model, mu, batch["corrupted"][:, j, 0].numpy(),
+                                 [sample_key(seed, p, sid) for sid in batch_ids], candidates=candidates,
+                                 scale=float(healer.scale), size=st.size, mode=st.mode,
+                                 max_len=int(healer.max_seq_len), temperature=temperature, greedy=greedy)
             out["healed"][j] += [_denormalise(s, float(healer.scale)) for s in strokes]
             if st.clf is not None:
                 out["pred_corrupted"][j].append(classify(st.clf, batch[corrupted_key][:, j])[0])
@@ -393,6 +397,7 @@ def _reencode_stage(st: _Setup, healed: list[np.ndarray], *, batch_size: int, nu
 
 
 def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature: float, greedy: bool, seed: int,
+              candidates: int = 1,
               batch_size: int, num_workers: int, grid_count: int, progress: bool, desc: str) -> ModelRun:
     """Encode, heal (decode from the corrupted input's mean code), re-render and re-encode every sketch of the
     evaluation set that fits the model's max_seq_len."""
@@ -401,7 +406,8 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], *, clf=None, temperature
     st = _Setup(healer=healer, size=size, mode=mode, clf=clf,
                 clf_separate=clf is not None and (clf.image_size != size or clf.render_mode != mode))
     ids = np.nonzero(ev.lengths <= int(healer.max_seq_len))[0]
-    s1 = _heal_stage(st, ev, ids, ps, temperature=temperature, greedy=greedy, seed=seed, batch_size=batch_size,
+    s1 = _heal_stage(st, ev, ids, ps, temperature=temperature, greedy=greedy, seed=seed, candidates=candidates,
+                     batch_size=batch_size,
                      num_workers=num_workers, progress=progress, desc=desc)
     healed_codes, pred_healed = [], []
     for j, p in enumerate(ps):
@@ -638,7 +644,9 @@ def results_markdown(results: dict[str, Any]) -> str:
         + (f", first {d['max_per_category']} per category" if d["max_per_category"] else "") + "). "
         f"Masks: {', '.join(f'{p:g}' for p in s['masks'])} (patch candidates erased with probability p; fixed table "
         f"`{d['mask_table']['file']}`, nested across p). Healing: z = encoder mean of the corrupted image, "
-        f"temperature {s['temperature']:g}{' (greedy)' if s['greedy'] else ''}, seed {s['seed']}.",
+        f"temperature {s['temperature']:g}{' (greedy)' if s['greedy'] else ''}, seed {s['seed']}"
+        + (f"; best of {s['candidates']} candidates by ink agreement with the corrupted input"
+           if s.get("candidates", 1) > 1 else "") + ".",
         "",
         "All numbers are percentages. **top-k**: the query's own counterpart is among its k nearest codes "
         "(Euclidean, encoder means). **top-10 (pub.)**: the published scripts' off-by-one top-10, which looks at "
@@ -816,6 +824,7 @@ def evaluate(
     temperature: float = 0.01,
     greedy: bool = False,
     seed: int = 0,
+    candidates: int = 1,
     out_dir: str | os.PathLike,
     classifier: str | os.PathLike | Any | None = None,
     max_per_category: int | None = None,
@@ -848,6 +857,8 @@ def evaluate(
         raise ValueError(f"temperature must be > 0 (or use greedy decoding), got {temperature}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if candidates < 1 or (greedy and candidates > 1):
+        raise ValueError(f"candidates must be >= 1 (and 1 with greedy decoding), got {candidates}")
     ps = parse_masks(masks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -874,6 +885,7 @@ def evaluate(
     models, per_category = [], {}
     for name, path, healer in zip(names, model_paths, healers):
         run = run_model(healer, ev, ps, clf=clf, temperature=temperature, greedy=greedy, seed=seed,
+                        candidates=candidates,
                         batch_size=batch_size, num_workers=num_workers, grid_count=grid_count, progress=progress,
                         desc=name)
         # float64 distances: CUDA or CPU (MPS has no float64)
@@ -901,6 +913,7 @@ def evaluate(
 
     results = {
         "settings": {"masks": list(ps), "temperature": temperature, "greedy": greedy, "seed": seed,
+                     "candidates": candidates,
                      "latent": "encoder mean (mu) of the corrupted image", "batch_size": batch_size,
                      "device": str(dev), "ks": list(KS), "distance": "euclidean",
                      "ties": "stable: equal distances go to the lower gallery index",
@@ -945,6 +958,9 @@ def register(subparsers) -> None:
     p.add_argument("--masks", default="0.1,0.3,0.5", help="erase probabilities (default 0.1,0.3,0.5)")
     p.add_argument("--temperature", type=float, default=0.01, help="sampling temperature (default 0.01)")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    p.add_argument("--candidates", type=int, default=1, metavar="K",
+                   help="heal K candidates per sketch and keep the one that agrees best with the ink of the "
+                        "corrupted input (default 1 = the published protocol)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask table and the sampling (default 0)")
     p.add_argument("--classifier", default=None, help="output of `sketchheal train-classifier` (file or folder)")
     p.add_argument("--max-per-category", type=int, default=None, help="first N test sketches of each category")
@@ -959,7 +975,8 @@ def register(subparsers) -> None:
 
 def _cli_evaluate(args: argparse.Namespace) -> int:
     evaluate(args.checkpoint, args.data, split=args.split, masks=parse_masks(args.masks),
-             temperature=args.temperature, greedy=args.greedy, seed=args.seed, out_dir=args.out,
+             temperature=args.temperature, greedy=args.greedy, seed=args.seed, candidates=args.candidates,
+             out_dir=args.out,
              classifier=args.classifier, max_per_category=args.max_per_category, batch_size=args.batch_size,
              device=args.device, mask_table=args.mask_table, num_workers=args.workers, grid_count=args.grid_count,
              progress=not args.no_progress)

@@ -622,7 +622,7 @@ def _as_healer(model: Healer | str | os.PathLike | None) -> Healer:
 def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: float | None = None,
          seed: int = 0, temperature: float = 0.1, samples: int = 1, greedy: bool = False, invert: bool = False,
          batch_size: int = 64, split: str = "test", limit: int | None = None,
-         precision: str = "fp32") -> list[HealResult]:
+         precision: str = "fp32", candidates: int = 1) -> list[HealResult]:
     """Heal sketches.
 
     Args:
@@ -643,12 +643,16 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
         batch_size: sketches encoded / decoded together.
         precision: ``"fp32"`` (default) or ``"bf16"``: encoder under bfloat16 autocast and the decoder's matrix
             products in bfloat16 (faster on CPUs with AVX-512 BF16 and on GPUs; see ``sketchheal.sample``).
+        candidates: draw this many sketches for every sample and keep the one whose drawing agrees best with the
+            ink the input shows (:mod:`sketchheal.candidates`); 1 (default) = plain sampling. Needs sampling
+            (not ``greedy``), and pays off at temperatures of about 0.1 and above, where candidates differ.
 
     Returns one :class:`HealResult` per sketch (a multi-sketch file gives several), in input order.
     Raises ``ValueError`` / ``FileNotFoundError`` naming the input, before any healing, for bad inputs.
     """
+    from .candidates import best_of
     from .render import MaskTable
-    from .sample import encode_images, sample
+    from .sample import encode_images
 
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -658,6 +662,9 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
         raise ValueError(f"mask must be a probability in [0, 1], got {mask}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if candidates < 1 or (greedy and candidates > 1):
+        raise ValueError(f"candidates must be >= 1 (and 1 with greedy decoding, which draws one sketch), "
+                         f"got {candidates}")
     healer = _as_healer(model)
     items = _expand(inputs, split=split, limit=limit)
     if not items:
@@ -668,9 +675,11 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
     # z = the encoder mean (deterministic code; see sketchheal.sample.heal_images), repeated per sample
     z = encode_images(healer.model, torch.from_numpy(images)[:, None], batch_size, precision)
     z = z.repeat_interleave(samples, 0)
-    flat = sample(healer.model, z, max_len=healer.max_seq_len, temperature=temperature, greedy=greedy,
-                  seeds=[(int(seed), i, k) for i in range(len(items)) for k in range(samples)],
-                  batch_size=batch_size, precision=precision)
+    flat, _ = best_of(healer.model, z, np.repeat(images, samples, 0),
+                      [(int(seed), i, k) for i in range(len(items)) for k in range(samples)], candidates=candidates,
+                      scale=healer.scale, size=healer.image_size, mode=healer.render_mode,
+                      max_len=healer.max_seq_len, temperature=temperature, greedy=greedy, batch_size=batch_size,
+                      precision=precision)
     results = []
     for i, it in enumerate(items):
         healed = [denormalize(s, healer.scale) if len(s) else s for s in flat[i * samples: (i + 1) * samples]]
@@ -718,6 +727,9 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.1, metavar="T", help="sampling temperature (default 0.1)")
     p.add_argument("--samples", type=int, default=1, metavar="K", help="healed sketches per input (default 1)")
     p.add_argument("--greedy", action="store_true", help="deterministic decoding")
+    p.add_argument("--candidates", type=int, default=1, metavar="K",
+                   help="draw K sketches per sample and keep the one that agrees best with the ink the input "
+                        "shows (default 1 = plain sampling; try 8 at --temperature 0.1 or more)")
     p.add_argument("--invert", action="store_true", help="images are light ink on a dark background")
     p.add_argument("--format", type=_formats, default=FORMATS, metavar="LIST",
                    help=f"comma-separated outputs from {','.join(FORMATS)} (default: all)")
@@ -739,7 +751,7 @@ def _cmd_heal(args: argparse.Namespace) -> int:
     healer = load_model(args.checkpoint, device=args.device)
     results = heal(inputs, model=healer, mask=args.mask, seed=args.seed, temperature=args.temperature,
                    samples=args.samples, greedy=args.greedy, invert=args.invert, batch_size=args.batch_size,
-                   split=args.split, limit=args.limit, precision=args.precision)
+                   split=args.split, limit=args.limit, precision=args.precision, candidates=args.candidates)
     files: dict[str, bytes] = {}
     for r in results:
         files.update(r.files(r.name, args.format))
