@@ -174,6 +174,14 @@ def test_several_samples_give_one_svg_and_png_each(healer, tmp_path: Path):
     assert len(set(res.svgs)) == 3  # different noise per sample
 
 
+def test_best_of_candidates_heals_and_is_seeded(healer, tmp_path: Path):
+    a = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "a", seed=2, temperature=0.5, candidates=4)
+    b = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "b", seed=2, temperature=0.5, candidates=4)
+    one = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "c", seed=2, temperature=0.5)
+    plain = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "d", seed=2, temperature=0.5, candidates=1)
+    assert a.svgs == b.svgs and one.svgs == plain.svgs and len(a.svgs) == 1
+
+
 def test_same_settings_give_the_same_healing(healer, tmp_path: Path):
     a = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "a", seed=5, mask=0.5)
     b = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "b", seed=5, mask=0.5)
@@ -212,7 +220,8 @@ def test_empty_canvas_is_a_clear_error(healer, tmp_path: Path, value):
 
 
 @pytest.mark.parametrize("kwargs, message", [({"samples": 0}, "samples"), ({"samples": 99}, "samples"),
-                                             ({"mask": 1.5}, "masking"), ({"temperature": 0.0}, "temperature")])
+                                             ({"mask": 1.5}, "masking"), ({"temperature": 0.0}, "temperature"),
+                                             ({"candidates": 0}, "candidates"), ({"candidates": 99}, "candidates")])
 def test_bad_settings_are_refused(healer, tmp_path: Path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         heal_sketch(drawing(), healer=healer, out_dir=tmp_path, **kwargs)

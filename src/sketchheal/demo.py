@@ -59,6 +59,8 @@ BRUSH_COLORS = ["#000000", "#ffffff"]
 # Side of each healed SVG / PNG.
 RESULT_SIZE = 256
 MAX_SAMPLES = 8
+# Most candidates per sample (best of K by ink agreement with the input, sketchheal.candidates).
+MAX_CANDIDATES = 16
 # A loaded vector example counts as unchanged (and is healed from its strokes) while at most this fraction of the
 # canvas pixels differ from its picture by more than DIFF_LEVEL grey levels.
 UNCHANGED_FRACTION = 1e-4
@@ -259,13 +261,14 @@ def canvas_unchanged(gray: np.ndarray, example: str | os.PathLike) -> bool:
 
 def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask: float = 0.0, seed: int = 0,
                 temperature: float = 0.1, samples: int = 1, example: str | os.PathLike | None = None,
-                size: int = RESULT_SIZE) -> DemoResult:
+                size: int = RESULT_SIZE, candidates: int = 1) -> DemoResult:
     """Heal what is on the canvas; write each sample as SVG and PNG into ``out_dir``.
 
     ``value``: a canvas value (see :func:`canvas_to_image`). ``mask``: patch-erase probability ``p`` (0 = heal the
     drawing as it is). ``example``: the vector example last loaded into the canvas; while the canvas still shows it
     unchanged (and it is not longer than the model's ``max_seq_len``), it is healed from its strokes (published
-    rendering and patch candidates), else the picture on the canvas is.
+    rendering and patch candidates), else the picture on the canvas is. ``candidates``: best of K per sample
+    (``sketchheal.heal``'s ``candidates``).
     Raises ``ValueError`` when the canvas is empty or the settings are out of range.
     """
     from .heal import heal
@@ -273,6 +276,9 @@ def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask:
     samples = int(samples)
     if not 1 <= samples <= MAX_SAMPLES:
         raise ValueError(f"samples must be between 1 and {MAX_SAMPLES}, got {samples}")
+    candidates = int(candidates)
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise ValueError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
     if not 0.0 <= float(mask) <= 1.0:
         raise ValueError(f"the masking probability p must be in [0, 1], got {mask}")
     gray = canvas_to_image(value)
@@ -285,7 +291,7 @@ def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask:
         if strokes is not None and len(strokes) <= healer.max_seq_len:  # else heal its picture
             inputs, source = strokes, str(example)
     result = heal([inputs], model=healer, mask=float(mask) or None, seed=int(seed), temperature=float(temperature),
-                  samples=samples)[0]
+                  samples=samples, candidates=candidates)[0]
     return _package(result, Path(out_dir), source, size)
 
 
@@ -392,19 +398,20 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
     examples = list_examples(examples_dir)
     by_name = {p.name: p for p in examples}
 
-    def on_heal(value, mask, seed, temperature, samples, example_name, runs):
+    def on_heal(value, mask, seed, temperature, samples, example_name, runs, candidates=1):
         example = by_name.get(example_name) if example_name else None
         run = int(runs or 0) + 1  # per browser session
         start = time.perf_counter()
         try:
             res = heal_sketch(value, healer=healer, out_dir=outputs.new(), mask=float(mask or 0), seed=int(seed or 0),
-                              temperature=temperature, samples=int(samples), example=example)
+                              temperature=temperature, samples=int(samples), example=example,
+                              candidates=int(candidates or 1))
         except ValueError as e:
             gr.Warning(str(e))
             return gr.update(), gr.update(), gr.update(), f"Run {run}: not healed: {e}", run
         what = f"the strokes of `{Path(res.source).name}`" if res.source != "canvas" else "the drawing"
         status = (f"Run {run}: healed {what} (p = {float(mask or 0):g}, seed {int(seed or 0)}, "
-                  f"temperature {float(temperature):g}) in {time.perf_counter() - start:.1f} s")
+                  f"temperature {float(temperature):g}, best of {int(candidates or 1)}) in {time.perf_counter() - start:.1f} s")
         return res.input_image, res.html, [str(p) for p in res.files], status, run
 
     def on_example(name):
@@ -440,6 +447,9 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
                                             elem_id="sketchheal-temperature")
                     samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples",
                                         elem_id="sketchheal-samples")
+                candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates (best of K)",
+                                       info="draw K per sample, keep the one that best keeps the visible strokes",
+                                       elem_id="sketchheal-candidates")
                 heal_button = gr.Button("Heal", variant="primary", elem_id="sketchheal-heal")
             with gr.Column(scale=1):
                 model_input = gr.Image(label="What the model sees (after masking)", type="numpy",
@@ -451,7 +461,7 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
                                 elem_id="sketchheal-files")
 
         example_pick.input(on_example, example_pick, [canvas, example_state])
-        heal_button.click(on_heal, [canvas, mask, seed, temperature, samples, example_state, runs],
+        heal_button.click(on_heal, [canvas, mask, seed, temperature, samples, example_state, runs, candidates],
                           [model_input, healed, files, status, runs])
     return app
 
