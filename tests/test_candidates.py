@@ -62,7 +62,9 @@ def test_best_of_one_is_plain_sampling_and_best_of_k_takes_the_best(model):
     every = sample(model, zz, max_len=40, temperature=0.8,
                    seeds=[k if c == 0 else (*k, c) for k in keys for c in range(4)])
     for b in range(3):
-        assert np.array_equal(every[4 * b], plain[b])
+        # the same noise; a batch of another size may differ in the last float bit (matmul kernels)
+        assert every[4 * b].shape == plain[b].shape and np.array_equal(every[4 * b][:, 2], plain[b][:, 2])
+        assert np.allclose(every[4 * b], plain[b], rtol=0, atol=1e-5)
         assert np.array_equal(chosen[b], every[4 * b + int(scores[b].argmax())])
     with pytest.raises(ValueError, match="candidates"):
         best_of(model, z, images, keys, candidates=0, **kw)

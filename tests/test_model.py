@@ -124,6 +124,23 @@ def test_bf16_autocast_keeps_losses_fp32():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def test_bf16_autocast_on_a_cpu_without_bf16_runs_the_lstm_in_fp32(monkeypatch):
+    """oneDNN builds no bf16 LSTM for CPUs without native bfloat16; the decoder then runs that layer in fp32."""
+    import sketchheal.model.decoder as D
+
+    monkeypatch.setattr(D, "cpu_bf16_supported", lambda: False)
+    cfg = tiny()
+    torch.manual_seed(0)
+    dec = D.StrokeDecoder(cfg)
+    z, rows = torch.randn(3, cfg.z_size), torch.randn(3, 7, 5)
+    state = dec.initial_state(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        params, (h, c) = dec(rows, z, state)
+    ref, (h_ref, c_ref) = dec(rows, z, state)
+    assert h.dtype == c.dtype == torch.float32 and torch.allclose(h, h_ref) and torch.allclose(c, c_ref)
+    assert torch.allclose(params.float(), ref, atol=0.05)  # only the output head ran in bf16
+
+
 def test_encoder_classes_and_bad_configs():
     assert isinstance(LmserPix2Seq(tiny()).encoder, LmserGMLPEncoder)
     assert isinstance(LmserPix2Seq(tiny(encoder="cnn")).encoder, LmserCNNEncoder)

@@ -289,5 +289,36 @@ def test_init_from_encoder_only_and_frozen_encoder(synthetic_npz, tmp_path):
         Trainer(build_config("tiny", [str(synthetic_npz)], ["model.d_model=24", "train.init_parts=encoder"],
                              init_from=str(first)), tmp_path / "fourth", progress=False)
     with pytest.raises(ValueError, match="init_parts"):
-        Trainer(build_config("tiny", [str(synthetic_npz)], ["train.init_parts=decoder"]), tmp_path / "x",
+        Trainer(build_config("tiny", [str(synthetic_npz)], ["train.init_parts=head"]), tmp_path / "x",
                 progress=False)
+
+
+def test_init_from_decoder_only_and_frozen_decoder(synthetic_npz, tmp_path):
+    """A new encoder of another kind on a trained decoder (the shared-decoder ablations): the decoder's weights are
+    taken and, frozen, stay as they were, while the new encoder learns through it."""
+    from sketchheal.train import build_config
+
+    first = tmp_path / "first"
+    train(tiny_cfg(synthetic_npz, steps=2), first, progress=False)
+    source = load_checkpoint(first)["model"]
+    dec = {k: v for k, v in source.items() if k.startswith("decoder.")}
+    cfg = build_config("tiny", [str(synthetic_npz)], ["train.init_parts=decoder", "train.freeze_decoder=true",
+                                                      "model.encoder=cnn"], steps=3, device="cpu",
+                       init_from=str(first))
+    cfg.train.checkpoint_every = cfg.train.eval_every = 0
+    trainer = Trainer(cfg, tmp_path / "second", progress=False)
+    assert state_dict_equal({k: v for k, v in trainer.model.state_dict().items() if k.startswith("decoder.")}, dec)
+    assert cfg.model.encoder == "cnn"
+    before = {k: v.clone() for k, v in trainer.model.encoder.state_dict().items()}
+    trainer.run()
+    after = load_checkpoint(tmp_path / "second")["model"]
+    assert state_dict_equal({k: v for k, v in after.items() if k.startswith("decoder.")}, dec)  # frozen
+    assert not all(torch.equal(after[f"encoder.{k}"], v) for k, v in before.items())  # the encoder learned
+    # a decoder of another size does not fit; freezing both parts leaves nothing to train
+    with pytest.raises(ValueError, match="decoder does not fit"):
+        Trainer(build_config("tiny", [str(synthetic_npz)], ["model.dec_hidden=24", "train.init_parts=decoder"],
+                             init_from=str(first)), tmp_path / "third", progress=False)
+    with pytest.raises(ValueError, match="nothing to train"):
+        Trainer(build_config("tiny", [str(synthetic_npz)], ["train.freeze_encoder=true",
+                                                            "train.freeze_decoder=true"]),
+                tmp_path / "fourth", progress=False)

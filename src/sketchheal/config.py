@@ -125,14 +125,20 @@ class TrainConfig:
     # run directory (fine-tuning, or a warm restart with a new schedule). The model section must match them; the
     # optimiser starts fresh and the step count at 0. "" = random initialisation (the paper).
     init_from: str = ""
-    # What init_from provides: "all" (the whole model; its architecture must match) or "encoder" (only the
+    # What init_from provides: "all" (the whole model; its architecture must match), "encoder" (only the
     # encoder's weights, which must fit; the decoder starts from a random initialisation and may differ in any
-    # way, e.g. a larger LSTM). Paper: not used.
+    # way, e.g. a larger LSTM) or "decoder" (only the decoder's; the encoder starts from a random initialisation
+    # and may be of another kind, e.g. model.encoder=cnn: the ablations against one shared decoder). Paper: not
+    # used.
     init_parts: str = "all"
     # Keep the encoder's weights fixed and train the decoder only (with init_from: a new decoder for a trained
     # encoder). The encoder then runs without autograd, which halves the step time of cpu-small on a CPU; the
     # image loss is still logged. Paper: False (everything trained jointly).
     freeze_encoder: bool = False
+    # Keep the decoder's weights fixed and train the encoder only (with init_from and init_parts=decoder: a new
+    # encoder that must learn to write codes a trained decoder reads). Gradients still flow through the decoder
+    # into z. Paper: False.
+    freeze_decoder: bool = False
     # "auto" picks cuda, then mps, then cpu.
     device: str = "auto"
     # bf16 autocast ("auto" = on for CUDA only; "on"/"off" force it). The mixture loss always runs in fp32.

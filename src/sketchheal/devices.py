@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -24,3 +26,16 @@ def pick_device(name: str | torch.device | None = "auto", *, local_rank: int = 0
         if device.index is None:
             device = torch.device("cuda", local_rank)
     return device
+
+
+@functools.cache
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 natively (AVX-512 BF16 or AMX), as oneDNN's bf16 kernels require.
+
+    Without it, bf16 matrix products are emulated (slower than fp32) and oneDNN's bf16 LSTM cannot be built at
+    all ("could not create a primitive descriptor for the LSTM forward propagation primitive").
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False

@@ -31,7 +31,7 @@ import torch.distributed as dist
 
 from . import __version__
 from .config import PRESETS, Config, apply_overrides, preset
-from .devices import pick_device
+from .devices import cpu_bf16_supported, pick_device
 from .fileio import atomic_path, atomic_write
 
 CHECKPOINT_VERSION = 1
@@ -170,15 +170,15 @@ class TrainState:
     best_valid: float = math.inf
 
 
-INIT_PARTS = ("all", "encoder")
+INIT_PARTS = ("all", "encoder", "decoder")
 
 
 def init_weights(source: str | os.PathLike, model_cfg, parts: str = "all") -> dict[str, torch.Tensor]:
     """The weights of ``source`` (release dir, checkpoint or run dir) for a model built from ``model_cfg``.
 
     ``parts="all"``: the whole state dict; raises ValueError naming the differing fields when ``source`` holds
-    another architecture. ``parts="encoder"``: only the ``encoder.*`` entries; raises ValueError naming the
-    tensors that do not fit the encoder ``model_cfg`` builds.
+    another architecture. ``parts="encoder"`` / ``"decoder"``: only the ``encoder.*`` / ``decoder.*`` entries;
+    raises ValueError naming the tensors that do not fit the part that ``model_cfg`` builds.
     """
     from .heal import load_model
     from .model.pix2seq import LmserPix2Seq
@@ -186,16 +186,19 @@ def init_weights(source: str | os.PathLike, model_cfg, parts: str = "all") -> di
     if parts not in INIT_PARTS:
         raise ValueError(f"train.init_parts must be one of {INIT_PARTS}, got {parts!r}")
     src = load_model(source, device="cpu").model
-    if parts == "encoder":
-        theirs = {k: v for k, v in src.state_dict().items() if k.startswith("encoder.")}
-        ours = {k: v for k, v in LmserPix2Seq(model_cfg).state_dict().items() if k.startswith("encoder.")}
+    if parts != "all":
+        prefix = f"{parts}."
+        theirs = {k: v for k, v in src.state_dict().items() if k.startswith(prefix)}
+        ours = {k: v for k, v in LmserPix2Seq(model_cfg).state_dict().items() if k.startswith(prefix)}
         bad = sorted(set(ours) ^ set(theirs)) + sorted(
             f"{k} {tuple(theirs[k].shape)} there, {tuple(ours[k].shape)} here"
             for k in set(ours) & set(theirs) if theirs[k].shape != ours[k].shape)
         if bad:
-            raise ValueError(f"--init-from {source} (encoder only): its encoder does not fit this run's: "
+            keep = ("encoder, d_model, d_ffn, z_size, ..." if parts == "encoder"
+                    else "z_size, dec_hidden, num_mixtures")
+            raise ValueError(f"--init-from {source} ({parts} only): its {parts} does not fit this run's: "
                              + "; ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-                             + "; keep the encoder's model.* settings (encoder, d_model, d_ffn, z_size, ...)")
+                             + f"; keep the {parts}'s model.* settings ({keep})")
         return theirs
     theirs, ours = dataclasses.asdict(src.config), dataclasses.asdict(model_cfg)
     # fields that change no parameter shape may differ (e.g. dropout, or the targets' size, for fine-tuning)
@@ -205,7 +208,7 @@ def init_weights(source: str | os.PathLike, model_cfg, parts: str = "all") -> di
         raise ValueError(f"--init-from {source}: its model differs from this run's in "
                          + ", ".join(f"{k} ({a!r} there, {b!r} here)" for k, (a, b) in sorted(diff.items()))
                          + "; drop the model.* overrides or --preset that change them, or take only its "
-                         "encoder (train.init_parts=encoder)")
+                         "encoder or decoder (train.init_parts=encoder or decoder)")
     return src.state_dict()
 
 
@@ -281,7 +284,11 @@ class Trainer:
 
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
         self.model = LmserPix2Seq(cfg.model).to(self.device)
-        trained = self.model.decoder if cfg.train.freeze_encoder else self.model
+        if cfg.train.freeze_encoder and cfg.train.freeze_decoder:
+            raise ValueError("train.freeze_encoder and train.freeze_decoder together leave nothing to train; "
+                             "set at most one of them")
+        trained = (self.model.decoder if cfg.train.freeze_encoder
+                   else self.model.encoder if cfg.train.freeze_decoder else self.model)
         self.optimizer = torch.optim.Adam(trained.parameters(), lr=cfg.train.lr)
         self.state = TrainState()
         if ckpt:
@@ -294,6 +301,9 @@ class Trainer:
         if cfg.train.freeze_encoder:
             # no gradients flow into the encoder, so autograd keeps none of its activations
             self.model.encoder.requires_grad_(False)
+        if cfg.train.freeze_decoder:
+            # gradients still flow through the decoder into z (and so into the encoder); its weights stay put
+            self.model.decoder.requires_grad_(False)
         self.ddp_model = self.model
         if self.ddp.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -321,6 +331,9 @@ class Trainer:
         if mode == "off":
             return None
         if mode == "on" or (mode == "auto" and self.device.type == "cuda"):
+            if self.device.type == "cpu" and not cpu_bf16_supported() and self.ddp.main:
+                _write_out("train.bf16=on: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so bf16 is "
+                           "emulated and slower than fp32, and the LSTM runs in fp32; train.bf16=off is faster here")
             return torch.bfloat16
         if mode not in ("auto", "on", "off"):
             raise ValueError(f"train.bf16 must be auto, on or off, not {mode!r}")

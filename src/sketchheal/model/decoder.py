@@ -15,6 +15,7 @@ from einops import repeat
 from torch import nn
 
 from ..config import ModelConfig
+from ..devices import cpu_bf16_supported
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, H) as nn.LSTM wants
 
@@ -46,6 +47,15 @@ class StrokeDecoder(nn.Module):
             state = self.initial_state(z)
         z_rows = repeat(z, "b d -> b l d", l=inputs.shape[1])  # (B, L, Nz)
         x = torch.cat([inputs, z_rows.to(inputs.dtype)], dim=-1)  # (B, L, 5 + Nz), stroke-5 first as published
-        out, state = self.lstm(x, state)  # (B, L, H)
+        if x.device.type == "cpu" and _cpu_bf16_autocast() and not cpu_bf16_supported():
+            # oneDNN has no bf16 LSTM for CPUs without native bfloat16: run this one layer in fp32
+            with torch.autocast("cpu", enabled=False):
+                out, state = self.lstm(x.float(), tuple(s.float() for s in state))  # (B, L, H)
+        else:
+            out, state = self.lstm(x, state)  # (B, L, H)
         params = self.fc_params(self.dropout(out))  # (B, L, 6M + 3)
         return params, state
+
+
+def _cpu_bf16_autocast() -> bool:
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
