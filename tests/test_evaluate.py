@@ -195,7 +195,10 @@ def test_small_helpers():
             parse_masks(bad)
     np.testing.assert_array_equal(first_per_category(np.array([0, 1, 0, 0, 1, 2]), 2), [0, 1, 2, 4, 5])
     np.testing.assert_array_equal(first_per_category(np.array([1, 0]), None), [0, 1])
-    assert model_names(["runs/a", "runs/b/a", "x/ckpt_last.pt"]) == ["a#1", "a#2", "x/ckpt_last"]
+    assert model_names(["runs/a", "runs/b/a", "x/ckpt_last.pt"]) == ["runs/a", "b/a", "x/ckpt_last"]
+    assert model_names(["r/cnn/ckpt_step0000500.pt", "r/mlp/ckpt_step0000500.pt"]) == [
+        "cnn/ckpt_step0000500", "mlp/ckpt_step0000500"]
+    assert model_names(["a/m", "a/m", "b"]) == ["a/m#1", "a/m#2", "b"]
     assert mask_label(0.3) == "p0.3"
     assert sample_key(0, 0.3, 5) == (0, 3000, 5)
     img = grid_image([np.ones((8, 8))] * 3, [-np.ones((8, 8))] * 3, [np.zeros((8, 8))] * 3)

@@ -71,7 +71,8 @@ def mask_label(p: float) -> str:
 
 
 def model_names(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Short unique display names: the folder (or file stem) name, numbered when two coincide."""
+    """Short unique display names: the folder (or file stem) name; when two coincide, their parent folder's name
+    goes in front (``cnn/ckpt_step0001500``), and only names that still coincide are numbered."""
     names = []
     for p in paths:
         path = Path(p)
@@ -79,6 +80,11 @@ def model_names(paths: Sequence[str | os.PathLike]) -> list[str]:
         if base in ("ckpt_last", "ckpt_best", "model") and path.parent.name:
             base = f"{path.parent.name}/{base}"
         names.append(base or str(p))
+    clashes = {n for n in names if names.count(n) > 1}
+    for i, p in enumerate(paths):
+        parent = Path(p).parent.name
+        if names[i] in clashes and parent and "/" not in names[i]:
+            names[i] = f"{parent}/{names[i]}"
     seen: dict[str, int] = {}
     out = []
     for n in names:
