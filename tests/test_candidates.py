@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sketchheal import heal as H
-from sketchheal.candidates import best_of, ink_agreement
+from sketchheal.candidates import DEFAULT_CANDIDATES, best_of, ink_agreement
 from sketchheal.config import preset
 from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.sample import sample
@@ -79,8 +79,11 @@ def test_heal_with_candidates(tmp_path, model):
     a = H.heal([s3, big], model=healer, temperature=0.8, candidates=3, seed=4)
     b = H.heal([s3, big], model=healer, temperature=0.8, candidates=3, seed=4, batch_size=1)
     assert all(np.allclose(x.healed[0], y.healed[0], atol=1e-3) for x, y in zip(a, b))  # seeded, batch-free
-    plain = H.heal([s3], model=healer, temperature=0.8, seed=4)
-    once = H.heal([s3], model=healer, temperature=0.8, seed=4, candidates=1)
-    assert np.array_equal(plain[0].healed[0], once[0].healed[0])
+    # the default is best of DEFAULT_CANDIDATES (8), and 1 with greedy decoding
+    default = H.heal([s3], model=healer, temperature=0.8, seed=4)
+    eight = H.heal([s3], model=healer, temperature=0.8, seed=4, candidates=DEFAULT_CANDIDATES)
+    assert DEFAULT_CANDIDATES == 8 and np.array_equal(default[0].healed[0], eight[0].healed[0])
+    greedy = H.heal([s3], model=healer, greedy=True)
+    assert np.array_equal(greedy[0].healed[0], H.heal([s3], model=healer, greedy=True, candidates=1)[0].healed[0])
     with pytest.raises(ValueError, match="candidates"):
         H.heal([s3], model=healer, greedy=True, candidates=2)

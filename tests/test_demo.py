@@ -177,9 +177,9 @@ def test_several_samples_give_one_svg_and_png_each(healer, tmp_path: Path):
 def test_best_of_candidates_heals_and_is_seeded(healer, tmp_path: Path):
     a = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "a", seed=2, temperature=0.5, candidates=4)
     b = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "b", seed=2, temperature=0.5, candidates=4)
-    one = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "c", seed=2, temperature=0.5)
-    plain = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "d", seed=2, temperature=0.5, candidates=1)
-    assert a.svgs == b.svgs and one.svgs == plain.svgs and len(a.svgs) == 1
+    default = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "c", seed=2, temperature=0.5)
+    eight = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "d", seed=2, temperature=0.5, candidates=8)
+    assert a.svgs == b.svgs and default.svgs == eight.svgs and len(a.svgs) == 1  # the default is best of 8
 
 
 def test_same_settings_give_the_same_healing(healer, tmp_path: Path):

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from .candidates import DEFAULT_CANDIDATES
 from .paths import EXAMPLES_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -261,7 +262,7 @@ def canvas_unchanged(gray: np.ndarray, example: str | os.PathLike) -> bool:
 
 def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask: float = 0.0, seed: int = 0,
                 temperature: float = 0.1, samples: int = 1, example: str | os.PathLike | None = None,
-                size: int = RESULT_SIZE, candidates: int = 1) -> DemoResult:
+                size: int = RESULT_SIZE, candidates: int = DEFAULT_CANDIDATES) -> DemoResult:
     """Heal what is on the canvas; write each sample as SVG and PNG into ``out_dir``.
 
     ``value``: a canvas value (see :func:`canvas_to_image`). ``mask``: patch-erase probability ``p`` (0 = heal the
@@ -398,20 +399,20 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
     examples = list_examples(examples_dir)
     by_name = {p.name: p for p in examples}
 
-    def on_heal(value, mask, seed, temperature, samples, example_name, runs, candidates=1):
+    def on_heal(value, mask, seed, temperature, samples, example_name, runs, candidates=DEFAULT_CANDIDATES):
         example = by_name.get(example_name) if example_name else None
         run = int(runs or 0) + 1  # per browser session
         start = time.perf_counter()
         try:
             res = heal_sketch(value, healer=healer, out_dir=outputs.new(), mask=float(mask or 0), seed=int(seed or 0),
                               temperature=temperature, samples=int(samples), example=example,
-                              candidates=int(candidates or 1))
+                              candidates=int(candidates or DEFAULT_CANDIDATES))
         except ValueError as e:
             gr.Warning(str(e))
             return gr.update(), gr.update(), gr.update(), f"Run {run}: not healed: {e}", run
         what = f"the strokes of `{Path(res.source).name}`" if res.source != "canvas" else "the drawing"
         status = (f"Run {run}: healed {what} (p = {float(mask or 0):g}, seed {int(seed or 0)}, "
-                  f"temperature {float(temperature):g}, best of {int(candidates or 1)}) in {time.perf_counter() - start:.1f} s")
+                  f"temperature {float(temperature):g}, best of {int(candidates or DEFAULT_CANDIDATES)}) in {time.perf_counter() - start:.1f} s")
         return res.input_image, res.html, [str(p) for p in res.files], status, run
 
     def on_example(name):
@@ -447,7 +448,7 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
                                             elem_id="sketchheal-temperature")
                     samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples",
                                         elem_id="sketchheal-samples")
-                candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates (best of K)",
+                candidates = gr.Slider(1, MAX_CANDIDATES, value=DEFAULT_CANDIDATES, step=1, label="Candidates (best of K)",
                                        info="draw K per sample, keep the one that best keeps the visible strokes",
                                        elem_id="sketchheal-candidates")
                 heal_button = gr.Button("Heal", variant="primary", elem_id="sketchheal-heal")

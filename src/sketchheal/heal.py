@@ -622,7 +622,7 @@ def _as_healer(model: Healer | str | os.PathLike | None) -> Healer:
 def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: float | None = None,
          seed: int = 0, temperature: float = 0.1, samples: int = 1, greedy: bool = False, invert: bool = False,
          batch_size: int = 64, split: str = "test", limit: int | None = None,
-         precision: str = "fp32", candidates: int = 1) -> list[HealResult]:
+         precision: str = "fp32", candidates: int | None = None) -> list[HealResult]:
     """Heal sketches.
 
     Args:
@@ -644,13 +644,14 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
         precision: ``"fp32"`` (default) or ``"bf16"``: encoder under bfloat16 autocast and the decoder's matrix
             products in bfloat16 (faster on CPUs with AVX-512 BF16 and on GPUs; see ``sketchheal.sample``).
         candidates: draw this many sketches for every sample and keep the one whose drawing agrees best with the
-            ink the input shows (:mod:`sketchheal.candidates`); 1 (default) = plain sampling. Needs sampling
-            (not ``greedy``), and pays off at temperatures of about 0.1 and above, where candidates differ.
+            ink the input shows (:mod:`sketchheal.candidates`); 1 = plain sampling (the published protocol). None
+            (default) = ``DEFAULT_CANDIDATES`` (8) when sampling, 1 with ``greedy`` (which draws one sketch). Pays
+            off at temperatures of about 0.1 and above, where candidates differ.
 
     Returns one :class:`HealResult` per sketch (a multi-sketch file gives several), in input order.
     Raises ``ValueError`` / ``FileNotFoundError`` naming the input, before any healing, for bad inputs.
     """
-    from .candidates import best_of
+    from .candidates import DEFAULT_CANDIDATES, best_of
     from .render import MaskTable
     from .sample import encode_images
 
@@ -662,6 +663,8 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
         raise ValueError(f"mask must be a probability in [0, 1], got {mask}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if candidates is None:
+        candidates = 1 if greedy else DEFAULT_CANDIDATES
     if candidates < 1 or (greedy and candidates > 1):
         raise ValueError(f"candidates must be >= 1 (and 1 with greedy decoding, which draws one sketch), "
                          f"got {candidates}")
@@ -727,9 +730,9 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.1, metavar="T", help="sampling temperature (default 0.1)")
     p.add_argument("--samples", type=int, default=1, metavar="K", help="healed sketches per input (default 1)")
     p.add_argument("--greedy", action="store_true", help="deterministic decoding")
-    p.add_argument("--candidates", type=int, default=1, metavar="K",
+    p.add_argument("--candidates", type=int, default=None, metavar="K",
                    help="draw K sketches per sample and keep the one that agrees best with the ink the input "
-                        "shows (default 1 = plain sampling; try 8 at --temperature 0.1 or more)")
+                        "shows (default 8, or 1 with --greedy; 1 = plain sampling, the published protocol)")
     p.add_argument("--invert", action="store_true", help="images are light ink on a dark background")
     p.add_argument("--format", type=_formats, default=FORMATS, metavar="LIST",
                    help=f"comma-separated outputs from {','.join(FORMATS)} (default: all)")
