@@ -119,6 +119,22 @@ def test_deformed_items_match_across_workers(duck):
     torch.testing.assert_close(one["corrupted"], two["corrupted"])
 
 
+def test_loaders_with_workers_make_opencv_fork_safe(duck):
+    # OpenCV's pool threads do not survive fork (a worker could hang in cv2.setNumThreads): with workers, the
+    # parent's OpenCV goes single-threaded, which joins its pool threads before any worker is forked
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        make_loader(_ds(duck), 8, shuffle=False, num_workers=0, seed=0, drop_last=False)
+        assert cv2.getNumThreads() == 2  # no workers: left alone
+        make_loader(_ds(duck), 8, shuffle=False, num_workers=1, seed=0, drop_last=False)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_item_matches_corrupt_with_its_uniforms(duck):
     ds = _ds(duck, render_mode="reference", image_size=64)
     ds.set_epoch(4)

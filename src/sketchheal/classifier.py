@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .dataset import fork_safe_opencv
 from .devices import pick_device
 from .fileio import atomic_path, atomic_write
 
@@ -277,6 +278,8 @@ def _lr_at(cfg: ClassifierConfig, step: int) -> float:
 
 def _infinite_loader(dataset: torch.utils.data.Dataset, cfg: ClassifierConfig, num_workers: int):
     """Batches of uniformly drawn training items, forever (a fresh seeded permutation per pass)."""
+    if num_workers > 0:
+        fork_safe_opencv()
     epoch = 0
     while True:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -297,6 +300,8 @@ def evaluate_accuracy(clf: Classifier, sketches, labels: np.ndarray, *, batch_si
     from .metrics import accuracy
 
     data = RenderedSketches(sketches, labels, image_size=clf.image_size, render_mode=clf.render_mode)
+    if num_workers > 0:
+        fork_safe_opencv()
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=num_workers)
     preds = []
     if progress:

@@ -215,6 +215,19 @@ def worker_init(worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
+def fork_safe_opencv() -> None:
+    """Make OpenCV single-threaded in this process before DataLoader workers are forked from it.
+
+    OpenCV's thread pool does not survive ``fork``: a worker forked while the parent's pool threads wait on a
+    condition variable inherits that variable with waiters that no longer exist, and the first OpenCV call that
+    tears the pool down (``cv2.setNumThreads``) or waits on it then blocks forever (seen here as a test that hung
+    at random under load, the workers asleep in ``pthread_cond_destroy``). With one thread OpenCV joins its pool
+    threads, so a fork inherits nothing held. It costs nothing that matters: the images here are 128 px, and torch
+    already uses the cores. Called by :func:`make_loader` and the classifier's loaders whenever they use workers.
+    """
+    cv2.setNumThreads(1)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -231,10 +244,13 @@ def make_loader(
     Shuffling draws from a ``torch.Generator`` seeded with ``seed`` (each pass over the loader continues that
     generator, so epoch ``e`` of a fresh run always sees the same order). With a ``sampler`` (e.g.
     ``DistributedSampler``; call its ``set_epoch`` as usual) ``shuffle`` is left to it. Workers stay alive across
-    epochs (``persistent_workers``) and use one OpenCV thread each. Call ``dataset.set_epoch(e)`` before each pass.
+    epochs (``persistent_workers``) and use one OpenCV thread each; with workers, OpenCV in this process becomes
+    single-threaded too (:func:`fork_safe_opencv`). Call ``dataset.set_epoch(e)`` before each pass.
     """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    if num_workers > 0:
+        fork_safe_opencv()
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     return DataLoader(
@@ -251,4 +267,4 @@ def make_loader(
     )
 
 
-__all__ = ["HealingDataset", "make_loader", "worker_init"]
+__all__ = ["HealingDataset", "fork_safe_opencv", "make_loader", "worker_init"]
