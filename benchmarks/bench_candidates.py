@@ -3,8 +3,8 @@
     python benchmarks/bench_candidates.py            # 64 test sheep, K = 1, 8 (and 16), writes results/candidates.json
     python benchmarks/bench_candidates.py --quick    # 16 sheep, K = 1, 8
 
-Reads ``sketch-rnn/aaron_sheep.npz`` from ``sketchheal.paths.shared_data_dir()`` (``$SKETCHHEAL_DATA`` overrides).
-Each figure is ``sketchheal.heal`` end to end after the model is loaded (rendering the inputs, patch masking at
+Reads ``sketch-rnn/aaron_sheep.npz`` from ``sketchheal.utils.paths.shared_data_dir()`` (``$SKETCHHEAL_DATA`` overrides).
+Each figure is ``sketchheal.inference.heal`` end to end after the model is loaded (rendering the inputs, patch masking at
 p = 0.3, encoding, decoding every candidate, rendering and scoring the candidates), the best of ``--repeats`` runs,
 with the temperature each setting uses: 0.01 for one sample (the published protocol), 0.1 for best of K (the
 default of ``sketchheal heal``). Healed sketches stop at their own end or at 200 points, so the figures depend on
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from sketchheal import __version__
-from sketchheal.heal import heal, load_model
-from sketchheal.paths import shared_data_dir
+from sketchheal.inference.heal import heal, load_model
+from sketchheal.utils.paths import shared_data_dir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "candidates.json"
 
@@ -66,7 +66,7 @@ def main() -> None:
         rows.append(row)
         print(f"K={k:2d} tau={tau:<4g} {row['sketches_per_s']:6.2f} sketches/s  {row['ms_per_sketch']:7.1f} ms each  "
               f"mean {row['mean_healed_points']:.0f} points", flush=True)
-    out = {"benchmark": "sketchheal.heal with the bundled model, test sheep, p = 0.3",
+    out = {"benchmark": "sketchheal.inference.heal with the bundled model, test sheep, p = 0.3",
            "sketchheal": __version__, "torch": torch.__version__, "python": platform.python_version(),
            "cpu": next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                         if ln.startswith("model name")), platform.processor() or "unknown"),

@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/bench_data.py [--sketches 2000] [--repeats 3] [--batches 30] [--workers 2]``
 
-Reads ``sketch-rnn/aaron_sheep.npz`` from ``sketchheal.paths.shared_data_dir()`` (``$SKETCHHEAL_DATA`` overrides),
+Reads ``sketch-rnn/aaron_sheep.npz`` from ``sketchheal.utils.paths.shared_data_dir()`` (``$SKETCHHEAL_DATA`` overrides),
 prints a table and writes ``benchmarks/results/data.json``. Single-process figures run with one OpenCV and one
 torch thread and count CPU time (per core); each is the best of ``--repeats`` runs. DataLoader figures are wall
 time and depend on what else runs on the machine (``load_average`` is recorded).
@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 import torch
 
-from sketchheal.dataset import HealingDataset, make_loader
-from sketchheal.fileio import atomic_write
-from sketchheal.paths import shared_data_dir
-from sketchheal.render import MaskTable, corrupt, render
+from sketchheal.data.dataset import HealingDataset, make_loader
+from sketchheal.utils.fileio import atomic_write
+from sketchheal.utils.paths import shared_data_dir
+from sketchheal.sketch.render import MaskTable, corrupt, render
 
 TARGETS = {"reference": 1500.0, "fast": 5000.0}  # sketches/s per core
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"

@@ -11,9 +11,9 @@ are, but when a sketch stops does. A random decoder may stop at once or never, s
 Measured per torch thread count (1 and 2: on a shared, busy machine two OpenMP threads can be many times slower
 than one), batch size (1, 32, 100), decoding mode (greedy; tau = 0.01 as in the published evaluation) and, in the
 full regime, precision (fp32; bf16 for batches > 1):
-- ``sample``: decoding only (codes given), ``sketchheal.sample.sample``;
+- ``sample``: decoding only (codes given), ``sketchheal.inference.sample.sample``;
 - ``heal`` (full regime, tau = 0.01): encode 128-px images (Lmser gMLP, T = 2) + decode, what
-  ``sketchheal.heal`` does after reading the inputs;
+  ``sketchheal.inference.heal`` does after reading the inputs;
 - ``published_loop``: the published scheme for comparison, one sketch at a time, ``decoder.forward`` +
   ``mixture.sample_step`` per step.
 Each figure is the best of ``--repeats`` runs (the load average before and after is recorded).
@@ -34,7 +34,7 @@ from sketchheal import __version__
 from sketchheal.config import preset
 from sketchheal.model import mixture
 from sketchheal.model.pix2seq import LmserPix2Seq
-from sketchheal.sample import SOS, encode_images, sample
+from sketchheal.inference.sample import SOS, encode_images, sample
 
 MAX_LEN = 200
 RESULTS = Path(__file__).resolve().parent / "results" / "heal.json"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchheal.data import SketchSet, compute_scale
-from sketchheal.fileio import atomic_write
+from sketchheal.sketch.io import SketchSet, compute_scale
+from sketchheal.utils.fileio import atomic_write
 
 
 def synthetic_category(rng: np.random.Generator, n: int, mean_len: float = 65.0) -> SketchSet:

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from sketchheal.config import preset
-from sketchheal.paths import shared_data_dir
-from sketchheal.train import Trainer
+from sketchheal.utils.paths import shared_data_dir
+from sketchheal.training.trainer import Trainer
 
 
 def peak_rss_mb() -> float:

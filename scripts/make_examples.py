@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sketchheal.fileio import atomic_path
-from sketchheal.strokes import polylines_to_stroke3, stroke3_to_polylines
+from sketchheal.utils.fileio import atomic_path
+from sketchheal.sketch.strokes import polylines_to_stroke3, stroke3_to_polylines
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "sketchheal" / "assets" / "examples"
 

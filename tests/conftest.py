@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sketchheal.paths import shared_data_dir
+from sketchheal.utils.paths import shared_data_dir
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ import json
 import numpy as np
 
 import sketchheal
-from sketchheal.cli import main
-from sketchheal.heal import load_model
+from sketchheal.cli.main import main
+from sketchheal.inference.heal import load_model
 from sketchheal.model.pix2seq import FORMAT_VERSION
-from sketchheal.paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
+from sketchheal.utils.paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
 
 
 def test_bundled_release_is_complete():

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal import heal as H
-from sketchheal.candidates import DEFAULT_CANDIDATES, best_of, ink_agreement
+from sketchheal.inference import heal as H
+from sketchheal.inference.candidates import DEFAULT_CANDIDATES, best_of, ink_agreement
 from sketchheal.config import preset
 from sketchheal.model.pix2seq import LmserPix2Seq
-from sketchheal.sample import sample
+from sketchheal.inference.sample import sample
 
 
 def _line(rows: slice, cols: slice, n: int = 32) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal.classifier import (
+from sketchheal.training.classifier import (
     CHECKPOINT_NAME, REPORT_NAME, ClassifierConfig, SketchANet, classify, jitter, load_classifier, map_labels,
     sketchanet_geometry, train_classifier,
 )
@@ -122,8 +122,8 @@ def test_training_beats_chance_and_checkpoint_round_trips(trained):
 
 
 def test_classify_outputs(trained):
-    from sketchheal.data import load_sketches
-    from sketchheal.render import render
+    from sketchheal.sketch.io import load_sketches
+    from sketchheal.sketch.render import render
 
     ckpt, paths = trained
     clf = load_classifier(ckpt)
@@ -157,7 +157,7 @@ def test_load_rejects_missing_and_foreign_files(tmp_path):
 
 
 def test_cli_train_classifier(tmp_path, capsys):
-    from sketchheal.cli import main
+    from sketchheal.cli.main import main
 
     paths = write_shape_npz(tmp_path, counts=(20, 2, 4))
     rc = main(["train-classifier", *map(str, paths), "-o", str(tmp_path / "c"), "--steps", "2", "--batch-size",

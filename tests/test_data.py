@@ -1,4 +1,4 @@
-"""Tests for sketchheal.data: packed storage, loading real and broken files, writers, conversion and the CLI."""
+"""Tests for sketchheal.sketch.io: packed storage, loading real and broken files, writers, conversion and the CLI."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import make_sketch
-from sketchheal import data as D
-from sketchheal.cli import main
+from sketchheal.sketch import io as D
+from sketchheal.cli.main import main
 
 
 def _sketches(rng, n=10):
@@ -105,7 +105,7 @@ def test_load_sheep_counts_and_filtering(sheep_npz):
 
 
 def test_longer_sides_and_scale_of_resized_sketches(rng):
-    from sketchheal.strokes import longer_side, resize
+    from sketchheal.sketch.strokes import longer_side, resize
 
     sketches = [make_sketch(rng, n_strokes=int(rng.integers(1, 4)), points=int(rng.integers(2, 9))) for _ in range(30)]
     sketches.append(np.array([[0, 0, 0], [0, 0, 1]], np.float32))  # never moves: side 0, left as it is

@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from conftest import make_sketch
-from sketchheal.dataset import HealingDataset, make_loader
-from sketchheal.render import MaskTable, corrupt
-from sketchheal.strokes import to_stroke5
+from sketchheal.data.dataset import HealingDataset, make_loader
+from sketchheal.sketch.render import MaskTable, corrupt
+from sketchheal.sketch.strokes import to_stroke5
 
 
 class DuckSet:
@@ -73,7 +73,7 @@ def test_item_shapes_dtypes_ranges(duck):
 
 
 def test_target_size_resizes_the_targets_not_the_images(duck):
-    from sketchheal.strokes import longer_side, stroke5_to_stroke3
+    from sketchheal.sketch.strokes import longer_side, stroke5_to_stroke3
 
     plain, sized = _ds(duck), _ds(duck, target_size=255.0)
     for i in (0, 7, 39):
@@ -161,7 +161,7 @@ def test_list_of_arrays_is_packed():
 
 
 def test_real_sheep(sheep_npz):
-    data = pytest.importorskip("sketchheal.data")
+    data = pytest.importorskip("sketchheal.sketch.io")
     sheep = data.load_sketches([sheep_npz], split="valid", max_seq_len=250)
     ds = HealingDataset(sheep, scale=data.compute_scale(sheep), max_len=250, mask_prob=0.3)
     item = ds[0]

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal import cli, demo
-from sketchheal.demo import (DemoResult, OutputFolders, canvas_to_image, canvas_unchanged, example_canvas,
+from sketchheal.cli import main as cli
+from sketchheal.demo import app as demo
+from sketchheal.demo.app import (DemoResult, OutputFolders, canvas_to_image, canvas_unchanged, example_canvas,
                              has_ink, heal_sketch, list_examples, results_html)
 
 CANVAS = demo.CANVAS_SIZE
@@ -63,7 +64,7 @@ def sheep_strokes(n: int = 40) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def healer(tmp_path_factory):
-    from sketchheal.heal import load_model
+    from sketchheal.inference.heal import load_model
 
     return load_model(make_tiny_model(tmp_path_factory.mktemp("model") / "tiny"), device="cpu")
 
@@ -244,7 +245,7 @@ def test_output_folders_are_fresh_and_pruned(tmp_path: Path):
 
 
 def test_importing_demo_does_not_import_gradio():
-    code = "import sys, sketchheal.demo, sketchheal.cli; sketchheal.cli.build_parser(); print('gradio' in sys.modules)"
+    code = "import sys, sketchheal.demo.app, sketchheal.cli.main; sketchheal.cli.main.build_parser(); print('gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -306,7 +307,7 @@ def test_demo_command_serves_the_page(tmp_path: Path):
     model = make_tiny_model(tmp_path / "tiny")
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "True"}  # the command must switch it off itself
-    proc = subprocess.Popen([sys.executable, "-m", "sketchheal.cli", "demo", "--checkpoint", str(model),
+    proc = subprocess.Popen([sys.executable, "-m", "sketchheal.cli.main", "demo", "--checkpoint", str(model),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
     try:

@@ -1,4 +1,4 @@
-"""Tests for sketchheal.download against a local http.server, and for sketchheal.categories."""
+"""Tests for sketchheal.sketch.download against a local http.server, and for sketchheal.sketch.categories."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sketchheal import categories as C
-from sketchheal import download as DL
-from sketchheal.cli import main
+from sketchheal.sketch import categories as C
+from sketchheal.sketch import download as DL
+from sketchheal.cli.main import main
 from sketchheal.config import PAPER_CATEGORIES
-from sketchheal.data import load_sketches, save_npz
+from sketchheal.sketch.io import load_sketches, save_npz
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sketchheal.config import PAPER_CATEGORIES, preset
-from sketchheal.evaluate import (
+from sketchheal.evaluation.protocol import (
     MASK_FILE, STABILITY_TESTS, code_stability, decoder_check, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
 )
 from sketchheal.model.pix2seq import LmserPix2Seq
@@ -134,7 +134,7 @@ def test_sheep_two_models_side_by_side_and_reproducible_masks(models, sheep_npz,
 
 
 def test_paper_categories_with_a_tiny_classifier(models, data_dir, tmp_path):
-    from sketchheal.classifier import train_classifier
+    from sketchheal.training.classifier import train_classifier
 
     paths = [data_dir / "quickdraw" / "simplified" / f"{c}.ndjson" for c in PAPER_CATEGORIES]
     missing = [p for p in paths if not p.is_file()]
@@ -165,7 +165,7 @@ def test_paper_categories_with_a_tiny_classifier(models, data_dir, tmp_path):
 
 
 def test_mask_table_too_small_is_refused(models, sheep_npz, tmp_path):
-    from sketchheal.render import MaskTable
+    from sketchheal.sketch.render import MaskTable
 
     MaskTable(3, seed=0).save(tmp_path / "small.npy")
     with pytest.raises(ValueError, match="rows"):
@@ -174,7 +174,7 @@ def test_mask_table_too_small_is_refused(models, sheep_npz, tmp_path):
 
 
 def test_cli_evaluate(models, sheep_npz, tmp_path, capsys):
-    from sketchheal.cli import main
+    from sketchheal.cli.main import main
 
     out = tmp_path / "cli"
     rc = main(["evaluate", "--checkpoint", str(models[0]), "--data", str(sheep_npz), "--masks", "0.5",
@@ -240,8 +240,8 @@ def test_code_stability_measures_what_a_deformation_does_to_the_codes():
     """No deformation retrieves every original; a deformation the encoder cannot see past retrieves fewer."""
     from types import SimpleNamespace
 
-    from sketchheal.render import render
-    from sketchheal.sample import encode_images
+    from sketchheal.sketch.render import render
+    from sketchheal.inference.sample import encode_images
 
     torch.manual_seed(0)
     cfg = preset("tiny")

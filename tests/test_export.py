@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from sketchheal import __version__
-from sketchheal.cli import main as cli_main
+from sketchheal.cli.main import main as cli_main
 from sketchheal.config import preset
-from sketchheal.export import export_checkpoint, import_reference
+from sketchheal.training.export import export_checkpoint, import_reference
 from sketchheal.model import LmserPix2Seq
 from sketchheal.model.pix2seq import CONFIG_NAME, WEIGHTS_NAME
 

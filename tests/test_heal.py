@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal import heal as H
-from sketchheal.cli import main
+from sketchheal.inference import heal as H
+from sketchheal.cli.main import main
 from sketchheal.config import preset
 from sketchheal.model.pix2seq import LmserPix2Seq
-from sketchheal.render import MaskTable, corrupt, render
-from sketchheal.strokes import stroke3_to_polylines
-from sketchheal.svg import parse_path, parse_transform, strokes_to_svg, svg_to_polylines
+from sketchheal.sketch.render import MaskTable, corrupt, render
+from sketchheal.sketch.strokes import stroke3_to_polylines
+from sketchheal.sketch.svg import parse_path, parse_transform, strokes_to_svg, svg_to_polylines
 
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
 
@@ -26,7 +26,7 @@ def _sketch() -> np.ndarray:
     lines = [np.array([[0, 100], [0, 40], [60, 40], [60, 100], [0, 100]], float),
              np.array([[-5, 42], [30, 0], [65, 42]], float),
              np.array([[22, 100], [22, 70], [38, 70], [38, 100]], float)]
-    from sketchheal.strokes import polylines_to_stroke3
+    from sketchheal.sketch.strokes import polylines_to_stroke3
 
     return polylines_to_stroke3(lines) * np.array([3, 3, 1], np.float32)
 
@@ -361,9 +361,14 @@ def test_cli_example(tmp_path, model_dir, monkeypatch, capsys):
     assert main(["heal", "--example", "-o", str(out), "--checkpoint", str(model_dir)]) == 1
 
 
-def test_package_level_heal_is_callable_after_the_module_import(healer):
-    import sketchheal
-    import sketchheal.heal  # noqa: F401  (binds the package attribute to the module)
+def test_package_level_heal_is_a_plain_function_with_a_signature(healer):
+    import inspect
 
+    import sketchheal
+
+    assert inspect.isfunction(sketchheal.heal)
+    params = inspect.signature(sketchheal.heal).parameters
+    assert {"inputs", "model", "mask", "seed", "temperature", "samples", "candidates"} <= set(params)
+    assert {"heal", "load_model", "load_sketches", "render", "train", "evaluate"} <= set(dir(sketchheal))
     r = sketchheal.heal(_sketch(), model=healer, greedy=True)
     assert len(r) == 1 and isinstance(r[0], H.HealResult)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal.metrics import accuracy, per_group_mean, rank_summary, retrieval_topk, target_ranks, topk_from_ranks
+from sketchheal.evaluation.metrics import accuracy, per_group_mean, rank_summary, retrieval_topk, target_ranks, topk_from_ranks
 
 
 def line_gallery(n: int) -> np.ndarray:

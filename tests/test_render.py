@@ -8,8 +8,8 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from conftest import make_sketch  # noqa: E402
-from sketchheal import render as R  # noqa: E402
-from sketchheal.render import MaskTable, corrupt, patch_candidates, render, render_batch  # noqa: E402
+from sketchheal.sketch import render as R  # noqa: E402
+from sketchheal.sketch.render import MaskTable, corrupt, patch_candidates, render, render_batch  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------------------

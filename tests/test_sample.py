@@ -12,8 +12,8 @@ from sketchheal.config import preset
 from sketchheal.model import mixture
 from sketchheal.model.decoder import StrokeDecoder
 from sketchheal.model.pix2seq import LmserPix2Seq
-from sketchheal import sample as S
-from sketchheal.sample import encode_images, heal_images, sample
+from sketchheal.inference import sample as S
+from sketchheal.inference.sample import encode_images, heal_images, sample
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for sketchheal.strokes: format round trips, filtering, RDP, and QuickDraw's simplification."""
+"""Tests for sketchheal.sketch.strokes: format round trips, filtering, RDP, and QuickDraw's simplification."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import make_sketch
-from sketchheal import strokes as S
+from sketchheal.sketch import strokes as S
 
 
 # ------------------------------------------------------------------------------------------------ stroke-5

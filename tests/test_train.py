@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sketchheal.config import preset
-from sketchheal.train import Trainer, load_checkpoint, train
+from sketchheal.training.trainer import Trainer, load_checkpoint, train
 
 from conftest import make_sketch
 
@@ -143,7 +143,7 @@ def test_resume_without_checkpoint_says_so(synthetic_npz, tmp_path):
 
 
 def test_cli_train_and_overrides(synthetic_npz, tmp_path):
-    from sketchheal.cli import main
+    from sketchheal.cli.main import main
 
     rc = main(["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(tmp_path), "--steps", "3",
                "--device", "cpu", "--no-progress", "--set", "model.encoder=cnn", "--set", "train.lr=0.002"])
@@ -165,7 +165,7 @@ def test_ddp_two_processes_agree(synthetic_npz, tmp_path):
     """torchrun with 2 CPU processes (gloo): both ranks end with identical weights."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "sketchheal.cli", "train", "--preset", "tiny",
+           f"--master_port={_free_port()}", "-m", "sketchheal.cli.main", "train", "--preset", "tiny",
            "--data", str(synthetic_npz), "-o", str(tmp_path), "--steps", "4", "--device", "cpu", "--no-progress",
            "--dump-rank-weights", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=2"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -182,7 +182,7 @@ def test_ddp_two_processes_agree(synthetic_npz, tmp_path):
 
 
 def test_cli_resume_takes_runtime_fields_only(synthetic_npz, tmp_path):
-    from sketchheal.cli import main
+    from sketchheal.cli.main import main
 
     base = ["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(tmp_path), "--device", "cpu",
             "--no-progress"]
@@ -198,9 +198,9 @@ def test_cli_resume_takes_runtime_fields_only(synthetic_npz, tmp_path):
 
 def test_init_from_starts_at_the_given_weights(synthetic_npz, tmp_path):
     """--init-from takes the weights and the model settings of a checkpoint or release; the step count restarts."""
-    from sketchheal.cli import main
-    from sketchheal.export import export_checkpoint
-    from sketchheal.train import build_config
+    from sketchheal.cli.main import main
+    from sketchheal.training.export import export_checkpoint
+    from sketchheal.training.trainer import build_config
 
     first = tmp_path / "first"
     assert main(["train", "--preset", "tiny", "--data", str(synthetic_npz), "-o", str(first), "--steps", "3",
@@ -227,7 +227,7 @@ def test_init_from_starts_at_the_given_weights(synthetic_npz, tmp_path):
 
 
 def test_warmup_ramps_the_learning_rate():
-    from sketchheal.train import learning_rate
+    from sketchheal.training.trainer import learning_rate
 
     cfg = preset("tiny")
     cfg.train.lr, cfg.train.lr_decay, cfg.train.min_lr = 1e-3, 0.5, 1e-5
@@ -241,9 +241,9 @@ def test_warmup_ramps_the_learning_rate():
 
 
 def test_target_size_scale_is_computed_on_the_resized_split_and_saved(synthetic_npz, tmp_path):
-    from sketchheal.cli import main
-    from sketchheal.data import compute_scale, load_sketches
-    from sketchheal.train import build_config
+    from sketchheal.cli.main import main
+    from sketchheal.sketch.io import compute_scale, load_sketches
+    from sketchheal.training.trainer import build_config
 
     cfg = tiny_cfg(synthetic_npz, steps=2)
     cfg.model.target_size = 255.0
@@ -263,7 +263,7 @@ def test_target_size_scale_is_computed_on_the_resized_split_and_saved(synthetic_
 
 def test_init_from_encoder_only_and_frozen_encoder(synthetic_npz, tmp_path):
     """A new (larger) decoder on a trained encoder: the encoder's weights are taken and, frozen, stay as they were."""
-    from sketchheal.train import build_config
+    from sketchheal.training.trainer import build_config
 
     first = tmp_path / "first"
     train(tiny_cfg(synthetic_npz, steps=2), first, progress=False)
@@ -296,7 +296,7 @@ def test_init_from_encoder_only_and_frozen_encoder(synthetic_npz, tmp_path):
 def test_init_from_decoder_only_and_frozen_decoder(synthetic_npz, tmp_path):
     """A new encoder of another kind on a trained decoder (the shared-decoder ablations): the decoder's weights are
     taken and, frozen, stay as they were, while the new encoder learns through it."""
-    from sketchheal.train import build_config
+    from sketchheal.training.trainer import build_config
 
     first = tmp_path / "first"
     train(tiny_cfg(synthetic_npz, steps=2), first, progress=False)

@@ -1,37 +1,27 @@
 """sketchheal: sketch healing with Lmser-pix2seq.
 
-Public API (imported lazily so that ``import sketchheal`` stays fast):
+The public API::
 
-- ``sketchheal.heal(inputs, ...)``: heal sketches (images, stroke-3 arrays, files) into vector sketches.
-- ``sketchheal.load_model(path=None)``: the bundled model, a release directory or a training checkpoint.
-- ``sketchheal.load_sketches(paths, ...)``: sketch-rnn .npz / QuickDraw .ndjson into a packed SketchSet.
+    import sketchheal
+    results = sketchheal.heal(["drawing.png", "sheep.npz"])      # the bundled model
+    model = sketchheal.load_model("runs/mine/ckpt_last.pt")       # a release folder, checkpoint or None
+    sketches = sketchheal.load_sketches("cat.npz", split="test")  # sketch-rnn .npz / QuickDraw .ndjson
+    image = sketchheal.render(sketches[0])                         # the published rasterisation
+    sketchheal.train(sketchheal.preset("cpu-small"), "runs/mine")
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from sketchheal.utils.version import __version__
+from sketchheal.config import Config, preset
+from sketchheal.sketch.io import SketchSet, load_sketches
+from sketchheal.sketch.render import corrupt, render
+from sketchheal.model.pix2seq import LmserPix2Seq
+from sketchheal.inference.heal import Healer, HealResult, heal, load_model
+from sketchheal.training.trainer import train
+from sketchheal.evaluation.protocol import evaluate
 
-_LAZY = {
-    "heal": ("sketchheal.heal", "heal"),
-    "load_model": ("sketchheal.heal", "load_model"),
-    "load_sketches": ("sketchheal.data", "load_sketches"),
-    "SketchSet": ("sketchheal.data", "SketchSet"),
-    "Config": ("sketchheal.config", "Config"),
-    "preset": ("sketchheal.config", "preset"),
-    "LmserPix2Seq": ("sketchheal.model.pix2seq", "LmserPix2Seq"),
-    "render": ("sketchheal.render", "render"),
-    "corrupt": ("sketchheal.render", "corrupt"),
-    "train": ("sketchheal.train", "train"),
-    "evaluate": ("sketchheal.evaluate", "evaluate"),
-}
-
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'sketchheal' has no attribute {name!r}")
+__all__ = [
+    "__version__", "heal", "load_model", "Healer", "HealResult", "load_sketches", "SketchSet", "render",
+    "corrupt", "Config", "preset", "LmserPix2Seq", "train", "evaluate",
+]

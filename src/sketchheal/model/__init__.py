@@ -3,11 +3,11 @@ except the release-directory reader and writer on ``LmserPix2Seq``)."""
 
 from __future__ import annotations
 
-from .decoder import StrokeDecoder
-from .encoder import EncoderOutput, LmserCNNEncoder, LmserGMLPEncoder, build_encoder
-from .gmlp import GMLPBlock, SpatialGatingUnit
-from .mixture import kl_divergence, kl_loss, reconstruction_loss, sample_step, split_params
-from .pix2seq import FORMAT_VERSION, SOS, LmserPix2Seq
+from sketchheal.model.decoder import StrokeDecoder
+from sketchheal.model.encoder import EncoderOutput, LmserCNNEncoder, LmserGMLPEncoder, build_encoder
+from sketchheal.model.gmlp import GMLPBlock, SpatialGatingUnit
+from sketchheal.model.mixture import kl_divergence, kl_loss, reconstruction_loss, sample_step, split_params
+from sketchheal.model.pix2seq import FORMAT_VERSION, SOS, LmserPix2Seq
 
 __all__ = [
     "EncoderOutput", "FORMAT_VERSION", "GMLPBlock", "LmserCNNEncoder", "LmserGMLPEncoder", "LmserPix2Seq", "SOS",

@@ -14,8 +14,8 @@ import torch
 from einops import repeat
 from torch import nn
 
-from ..config import ModelConfig
-from ..devices import cpu_bf16_supported
+from sketchheal.config import ModelConfig
+from sketchheal.utils.devices import cpu_bf16_supported
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, H) as nn.LSTM wants
 

@@ -23,8 +23,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..config import ModelConfig
-from .gmlp import GMLPBlock
+from sketchheal.config import ModelConfig
+from sketchheal.model.gmlp import GMLPBlock
 
 ENCODERS = ("gmlp", "cnn")
 
@@ -89,7 +89,7 @@ def _check_common(cfg: ModelConfig) -> None:
 class LmserGMLPEncoder(_LmserLoops):
     """The paper's encoder: patch embedding, 4 + 4 gMLP blocks over the patch tokens, Lmser feedback loops.
 
-    Published parameter names map onto these (``sketchheal.export`` does it): ``patcher`` = ``patch_embed``,
+    Published parameter names map onto these (``sketchheal.training.export`` does it): ``patcher`` = ``patch_embed``,
     ``downsampling{k}`` = ``down[k-1]``, ``upsampling{k}`` = ``up[k-1]``, ``reclinear`` = ``to_pixels``,
     ``active`` = ``norm_out``, ``fc_sigma`` = ``fc_logvar``; the rest (``pos_emb``, the blocks' insides, ``fc_mu``)
     keep their names.

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, model_config_from_dict
-from .decoder import StrokeDecoder
-from .encoder import EncoderOutput, build_encoder
-from .gmlp import RESIDUAL_FORMS
-from .mixture import kl_divergence, kl_loss, pen_cross_entropy, reconstruction_terms, split_params
+from sketchheal.config import ModelConfig, model_config_from_dict
+from sketchheal.model.decoder import StrokeDecoder
+from sketchheal.model.encoder import EncoderOutput, build_encoder
+from sketchheal.model.gmlp import RESIDUAL_FORMS
+from sketchheal.model.mixture import kl_divergence, kl_loss, pen_cross_entropy, reconstruction_terms, split_params
 
 # Release directory layout. Bump FORMAT_VERSION when a change would make older readers misread a release.
 FORMAT_VERSION = 1
@@ -137,8 +137,8 @@ class LmserPix2Seq(nn.Module):
         """
         from safetensors.torch import save_file
 
-        from .. import __version__
-        from ..fileio import atomic_path, atomic_write
+        from sketchheal.utils.version import __version__
+        from sketchheal.utils.fileio import atomic_path, atomic_write
 
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")

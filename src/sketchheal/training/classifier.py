@@ -21,7 +21,7 @@ multi-scale / stroke-order ensemble (the paper's final model is an ensemble of s
 channel-width multiplier ``width`` (1.0 = the paper's channel counts) used by the tests.
 
 Inputs follow the package convention: ``(B, 1, N, N)`` float32, ink +1, background -1, drawn by
-``sketchheal.render.render(s3, size=N, mode=...)`` (default the published "reference" rendering at 128 px).
+``sketchheal.sketch.render.render(s3, size=N, mode=...)`` (default the published "reference" rendering at 128 px).
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__
-from .dataset import fork_safe_opencv
-from .devices import pick_device
-from .fileio import atomic_path, atomic_write
+from sketchheal.utils.version import __version__
+from sketchheal.data.dataset import fork_safe_opencv
+from sketchheal.utils.devices import pick_device
+from sketchheal.utils.fileio import atomic_path, atomic_write
 
 CHECKPOINT_NAME = "classifier.pt"
 REPORT_NAME = "classifier.json"
@@ -123,7 +123,7 @@ class SketchANet(nn.Module):
 class ClassifierConfig:
     # Side of the rendered input image (the papers: 225 or 256; ours: the healing model's 128).
     image_size: int = 128
-    # sketchheal.render mode of the training images: "reference" = the published 640-px rendering.
+    # sketchheal.sketch.render mode of the training images: "reference" = the published 640-px rendering.
     render_mode: str = "reference"
     # Keep sketches with at most this many points (the healing protocol's filter).
     max_seq_len: int = 200
@@ -224,7 +224,7 @@ def classify(clf: Classifier, images: np.ndarray | torch.Tensor, batch_size: int
 
 def render_or_blank(s3: np.ndarray, size: int, mode: str) -> np.ndarray:
     """``render`` that draws an empty (or undrawable) sketch as a blank image (size, size) of -1."""
-    from .render import render
+    from sketchheal.sketch.render import render
 
     if s3 is None or len(s3) == 0:
         return np.full((size, size), -1.0, np.float32)
@@ -297,7 +297,7 @@ def evaluate_accuracy(clf: Classifier, sketches, labels: np.ndarray, *, batch_si
 
     Returns ``accuracy``, ``n`` and ``per_category`` (name -> accuracy, NaN-free: categories without sketches
     are left out)."""
-    from .metrics import accuracy
+    from sketchheal.evaluation.metrics import accuracy
 
     data = RenderedSketches(sketches, labels, image_size=clf.image_size, render_mode=clf.render_mode)
     if num_workers > 0:
@@ -344,7 +344,7 @@ def train_classifier(
     the uncorrupted ``test_split`` sketches (QuickDraw .ndjson files have no split: there it is on the same
     drawings as training, and the report says so).
     """
-    from .data import load_sketches
+    from sketchheal.sketch.io import load_sketches
 
     cfg = ClassifierConfig(image_size=image_size, render_mode=render_mode, max_seq_len=max_seq_len, width=width,
                            steps=steps, batch_size=batch_size, lr=lr, seed=seed)

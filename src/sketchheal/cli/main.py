@@ -11,18 +11,18 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from sketchheal.utils.version import __version__
 
 # (module, one-line help of what it adds) in the order shown by --help.
 COMMAND_MODULES = (
-    "sketchheal.data",        # data info, data show, data convert
-    "sketchheal.download",    # download
-    "sketchheal.train",       # train
-    "sketchheal.export",      # export, import-reference
-    "sketchheal.heal",        # heal
-    "sketchheal.evaluate",    # evaluate
-    "sketchheal.classifier",  # train-classifier
-    "sketchheal.demo",        # demo
+    "sketchheal.sketch.io",        # data info, data show, data convert
+    "sketchheal.sketch.download",    # download
+    "sketchheal.training.trainer",       # train
+    "sketchheal.training.export",      # export, import-reference
+    "sketchheal.inference.heal",        # heal
+    "sketchheal.evaluation.protocol",    # evaluate
+    "sketchheal.training.classifier",  # train-classifier
+    "sketchheal.demo.app",        # demo
 )
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .config import PAPER_CATEGORIES, Config, ModelConfig
-from .model.pix2seq import LmserPix2Seq, load_state_dict_checked
+from sketchheal.config import PAPER_CATEGORIES, Config, ModelConfig
+from sketchheal.model.pix2seq import LmserPix2Seq, load_state_dict_checked
 
 # The published code hard-codes this normalisation scale at test time (std of the paper's 17 training sets).
 REFERENCE_SCALE = 44.18034

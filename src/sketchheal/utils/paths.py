@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
 # The bundled release model (model.safetensors + config.json).
 BUNDLED_MODEL_DIR = ASSETS_DIR / "model"

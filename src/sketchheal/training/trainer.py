@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import __version__
-from .config import PRESETS, Config, apply_overrides, preset
-from .devices import cpu_bf16_supported, pick_device
-from .fileio import atomic_path, atomic_write
+from sketchheal.utils.version import __version__
+from sketchheal.config import PRESETS, Config, apply_overrides, preset
+from sketchheal.utils.devices import cpu_bf16_supported, pick_device
+from sketchheal.utils.fileio import atomic_path, atomic_write
 
 CHECKPOINT_VERSION = 1
 
@@ -180,8 +180,8 @@ def init_weights(source: str | os.PathLike, model_cfg, parts: str = "all") -> di
     another architecture. ``parts="encoder"`` / ``"decoder"``: only the ``encoder.*`` / ``decoder.*`` entries;
     raises ValueError naming the tensors that do not fit the part that ``model_cfg`` builds.
     """
-    from .heal import load_model
-    from .model.pix2seq import LmserPix2Seq
+    from sketchheal.inference.heal import load_model
+    from sketchheal.model.pix2seq import LmserPix2Seq
 
     if parts not in INIT_PARTS:
         raise ValueError(f"train.init_parts must be one of {INIT_PARTS}, got {parts!r}")
@@ -214,7 +214,7 @@ def init_weights(source: str | os.PathLike, model_cfg, parts: str = "all") -> di
 
 def init_model_config(source: str | os.PathLike):
     """The ModelConfig of the model stored at ``source`` (for building a run that starts from it)."""
-    from .heal import load_model
+    from sketchheal.inference.heal import load_model
 
     return dataclasses.replace(load_model(source, device="cpu").model.config)
 
@@ -230,9 +230,9 @@ def learning_rate(cfg: Config, step: int, lr_scale: float) -> float:
 class Trainer:
     def __init__(self, cfg: Config, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
                  dump_rank_weights: bool = False):
-        from .data import compute_scale, load_sketches
-        from .dataset import HealingDataset
-        from .model.pix2seq import LmserPix2Seq
+        from sketchheal.sketch.io import compute_scale, load_sketches
+        from sketchheal.data.dataset import HealingDataset
+        from sketchheal.model.pix2seq import LmserPix2Seq
 
         self.cfg = cfg
         self.out = Path(out_dir)
@@ -491,8 +491,8 @@ class Trainer:
 
     def sample_grid(self) -> None:
         """PNG grid of corrupted | healed | original for a few validation sketches."""
-        from .render import render
-        from .sample import heal_images
+        from sketchheal.sketch.render import render
+        from sketchheal.inference.sample import heal_images
 
         if not self.ddp.main:
             return
@@ -680,7 +680,7 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt_last.pt")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from these weights (release dir, checkpoint or run dir; e.g. the bundled model "
-                        "`sketchheal.paths.BUNDLED_MODEL_DIR`): fine-tune on --data, or restart a schedule; "
+                        "`sketchheal.utils.paths.BUNDLED_MODEL_DIR`): fine-tune on --data, or restart a schedule; "
                         "the model settings come from MODEL, the optimiser and step count start fresh")
     p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides train.steps)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")

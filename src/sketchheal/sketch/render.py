@@ -28,7 +28,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from sketchheal.fileio import atomic_write
+from sketchheal.utils.fileio import atomic_write
 
 MODES = ("reference", "fast")
 # Longer side of the sketch's bounding box on the reference canvas, in pixels.

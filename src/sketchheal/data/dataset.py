@@ -1,11 +1,11 @@
 """Training / evaluation items: corrupted image, clean image and normalised stroke-5 target for each sketch.
 
-Masks are a pure function of ``(seed, epoch, index)`` (training) or of a fixed :class:`~sketchheal.render.MaskTable`
+Masks are a pure function of ``(seed, epoch, index)`` (training) or of a fixed :class:`~sketchheal.sketch.render.MaskTable`
 row (evaluation), never of the worker that renders the item or of the order of requests, so runs are reproducible
 with any ``num_workers`` and under DDP. The epoch lives in shared memory: :meth:`HealingDataset.set_epoch` reaches
 DataLoader workers that are already running (``persistent_workers``).
 
-Workers do not copy heavy Python objects: a :class:`~sketchheal.data.SketchSet` is a few numpy arrays (shared
+Workers do not copy heavy Python objects: a :class:`~sketchheal.sketch.io.SketchSet` is a few numpy arrays (shared
 copy-on-write after ``fork``), and a plain list of arrays is packed into such arrays once, here.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sketchheal.render import MAX_PATCHES, MODES, MaskTable, corrupt
-from sketchheal.strokes import deform as deform_sketch, normalize, to_stroke5
+from sketchheal.sketch.render import MAX_PATCHES, MODES, MaskTable, corrupt
+from sketchheal.sketch.strokes import deform as deform_sketch, normalize, to_stroke5
 
 
 class _PackedSketches:
@@ -61,13 +61,13 @@ class HealingDataset(Dataset):
     """Item ``i`` of a sketch collection as tensors for training or evaluation.
 
     Args:
-        sketches: a :class:`~sketchheal.data.SketchSet` (or anything with ``len``, ``[i] -> (n, 3)`` stroke-3 and
+        sketches: a :class:`~sketchheal.sketch.io.SketchSet` (or anything with ``len``, ``[i] -> (n, 3)`` stroke-3 and
             optionally ``.labels``), or a list of stroke-3 arrays. Offsets are unnormalised.
         scale: the training split's std of ``dx, dy`` (``data.compute_scale``); the target is divided by it.
         target_size: > 0 resizes each target so that its longer side is this (``model.target_size``) before the
             division; ``scale`` must then come from ``compute_scale(train, size=target_size)``. 0 = size as drawn.
         mask_prob_max: > mask_prob: each item draws its erase probability from U(mask_prob, mask_prob_max).
-        deform: ``(rotate, scale, jitter)`` for :func:`sketchheal.strokes.deform`: the images are drawn from a
+        deform: ``(rotate, scale, jitter)`` for :func:`sketchheal.sketch.strokes.deform`: the images are drawn from a
             deformed copy, the target stays the sketch as drawn. ``None`` = no deformation.
             The draws of both come from ``(seed, epoch, index)`` (a stream apart from the masks' uniforms);
             neither goes with a ``mask_table``.

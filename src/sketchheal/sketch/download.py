@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .categories import PAPER_CATEGORIES, QUICKDRAW_CATEGORIES, resolve_category
-from .fileio import atomic_write
+from sketchheal.sketch.categories import PAPER_CATEGORIES, QUICKDRAW_CATEGORIES, resolve_category
+from sketchheal.utils.fileio import atomic_write
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/sketchrnn"
 CHUNK = 1 << 20

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .candidates import DEFAULT_CANDIDATES
-from .paths import EXAMPLES_DIR
+from sketchheal.inference.candidates import DEFAULT_CANDIDATES
+from sketchheal.utils.paths import EXAMPLES_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .heal import Healer, HealResult
+    from sketchheal.inference.heal import Healer, HealResult
 
 __all__ = ["DemoResult", "heal_sketch", "canvas_to_image", "list_examples", "example_canvas", "build_app",
            "serve", "launch_demo", "configure_offline", "register", "INSTALL_HINT"]
@@ -60,7 +60,7 @@ BRUSH_COLORS = ["#000000", "#ffffff"]
 # Side of each healed SVG / PNG.
 RESULT_SIZE = 256
 MAX_SAMPLES = 8
-# Most candidates per sample (best of K by ink agreement with the input, sketchheal.candidates).
+# Most candidates per sample (best of K by ink agreement with the input, sketchheal.inference.candidates).
 MAX_CANDIDATES = 16
 # A loaded vector example counts as unchanged (and is healed from its strokes) while at most this fraction of the
 # canvas pixels differ from its picture by more than DIFF_LEVEL grey levels.
@@ -215,7 +215,7 @@ def example_strokes(path: str | os.PathLike) -> np.ndarray | None:
     path = Path(path)
     if path.suffix.lower() not in VECTOR_SUFFIXES:
         return None
-    from .heal import read_sketches
+    from sketchheal.inference.heal import read_sketches
 
     return read_sketches(path, limit=1)[0]
 
@@ -225,7 +225,7 @@ def example_canvas(path: str | os.PathLike, size: int = CANVAS_SIZE) -> np.ndarr
 
     Vector examples are drawn (fitted with a 5 % margin, a ~8 px pen at 512); images are scaled to fit and centred.
     """
-    from .heal import draw_strokes, load_image
+    from sketchheal.inference.heal import draw_strokes, load_image
 
     strokes = example_strokes(path)
     if strokes is not None:
@@ -269,10 +269,10 @@ def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask:
     drawing as it is). ``example``: the vector example last loaded into the canvas; while the canvas still shows it
     unchanged (and it is not longer than the model's ``max_seq_len``), it is healed from its strokes (published
     rendering and patch candidates), else the picture on the canvas is. ``candidates``: best of K per sample
-    (``sketchheal.heal``'s ``candidates``).
+    (``sketchheal.inference.heal``'s ``candidates``).
     Raises ``ValueError`` when the canvas is empty or the settings are out of range.
     """
-    from .heal import heal
+    from sketchheal.inference.heal import heal
 
     samples = int(samples)
     if not 1 <= samples <= MAX_SAMPLES:
@@ -487,7 +487,7 @@ def launch_demo(checkpoint: str | os.PathLike | None = None, host: str = "127.0.
     bad checkpoint.
     """
     _import_gradio()  # before loading a model: fail fast without gradio
-    from .heal import load_model
+    from sketchheal.inference.heal import load_model
 
     app = build_app(load_model(checkpoint, device=device))
     serve(app, host, port, share, block=block)

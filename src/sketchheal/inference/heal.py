@@ -12,7 +12,7 @@ Command line::
 
 Inputs are turned into the image the model was trained on (``render(mode=...)`` geometry, see
 :func:`image_to_input`); the encoder mean of that image is decoded into ``samples`` sketches by
-:func:`sketchheal.sample.sample`. Everything is validated and healed before anything is written, and every file is
+:func:`sketchheal.inference.sample.sample`. Everything is validated and healed before anything is written, and every file is
 written atomically, so a bad input never leaves partial output.
 """
 
@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 import torch
 
-from . import render as _render
-from .fileio import atomic_write
-from .paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
-from .strokes import denormalize, polylines_to_stroke3, simplify_polylines, stroke3_to_polylines
-from .svg import fit_transform, strokes_to_svg, svg_to_polylines
+from sketchheal.sketch import render as _render
+from sketchheal.utils.fileio import atomic_write
+from sketchheal.utils.paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
+from sketchheal.sketch.strokes import denormalize, polylines_to_stroke3, simplify_polylines, stroke3_to_polylines
+from sketchheal.sketch.svg import fit_transform, strokes_to_svg, svg_to_polylines
 
 __all__ = ["Healer", "HealResult", "load_model", "heal", "image_to_input", "load_image", "read_sketches",
            "draw_strokes", "FORMATS", "register"]
@@ -92,7 +92,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> Healer:
     """Load a model for healing.
 
-    ``path``: ``None`` = the bundled release (``sketchheal.paths.BUNDLED_MODEL_DIR``); a release directory
+    ``path``: ``None`` = the bundled release (``sketchheal.utils.paths.BUNDLED_MODEL_DIR``); a release directory
     (``config.json`` + ``model.safetensors``, as ``sketchheal export`` writes); a training checkpoint file
     (``sketchheal train``'s ``ckpt_*.pt``) or a training run directory holding ``ckpt_last.pt``.
     Raises ``FileNotFoundError`` / ``ValueError`` (naming the path) when nothing loadable is there.
@@ -121,7 +121,7 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
 
 
 def _load_release(path: Path) -> Healer:
-    from .model.pix2seq import LmserPix2Seq
+    from sketchheal.model.pix2seq import LmserPix2Seq
 
     model, meta = LmserPix2Seq.from_pretrained(path)
     extra = meta.get("extra") or {}
@@ -133,9 +133,9 @@ def _load_release(path: Path) -> Healer:
 
 
 def _load_checkpoint(path: Path) -> Healer:
-    from .config import Config
-    from .model.pix2seq import LmserPix2Seq, load_state_dict_checked
-    from .train import load_checkpoint
+    from sketchheal.config import Config
+    from sketchheal.model.pix2seq import LmserPix2Seq, load_state_dict_checked
+    from sketchheal.training.trainer import load_checkpoint
 
     ckpt = load_checkpoint(path)
     missing = [k for k in ("scale", "max_seq_len") if k not in ckpt]
@@ -288,9 +288,9 @@ def _read_single_npz(path: Path) -> np.ndarray | None:
 
 
 def _load_set(path: Path, split: str, limit: int | None) -> list[np.ndarray]:
-    """Every sketch of a sketch-rnn ``.npz`` split or a QuickDraw ``.ndjson`` file (``sketchheal.data``'s reader,
+    """Every sketch of a sketch-rnn ``.npz`` split or a QuickDraw ``.ndjson`` file (``sketchheal.sketch.io``'s reader,
     with no length limit and no clipping: the length is checked against the model later)."""
-    from .data import load_file
+    from sketchheal.sketch.io import load_file
 
     sketches = load_file(path, split, max_seq_len=None, clip=None)
     if len(sketches) == 0:
@@ -300,7 +300,7 @@ def _load_set(path: Path, split: str, limit: int | None) -> list[np.ndarray]:
 
 
 def _check_strokes(s3: Any, name: str) -> np.ndarray:
-    from .strokes import validate
+    from sketchheal.sketch.strokes import validate
 
     try:
         a = np.asarray(s3)
@@ -431,7 +431,7 @@ def image_to_input(image: np.ndarray, *, size: int = 128, mode: str = "reference
     the original pen width; the canvas is resized like the reference (bilinear) or, for ``mode="fast"``,
     area-averaged and binarised.
 
-    Masking (``mask=p`` with ``uniforms``, a ``(max_patches,)`` row of a :class:`sketchheal.render.MaskTable`):
+    Masking (``mask=p`` with ``uniforms``, a ``(max_patches,)`` row of a :class:`sketchheal.sketch.render.MaskTable`):
     images have no stroke order, so the candidates are not the published ones; they are up to ``max_patches``
     centre-line points chosen by farthest-point sampling (from the topmost point), each the centre of a
     128 x 128 square of the 640-px canvas (the published patch size), erased iff ``uniforms[k] < p``.
@@ -474,7 +474,7 @@ def _input_image(item: _Input, i: int, healer: Healer, *, mask: float | None, ta
         n = len(item.strokes)
         if n > healer.max_seq_len:
             raise ValueError(f"{item.source}: the sketch has {n} points, more than the model's max_seq_len="
-                             f"{healer.max_seq_len}; simplify it first (e.g. sketchheal.strokes.rdp)")
+                             f"{healer.max_seq_len}; simplify it first (e.g. sketchheal.sketch.strokes.rdp)")
         if u is not None:
             return _render.corrupt(item.strokes, u, mask, size, mode).corrupted
         return _render.render(item.strokes, size, mode)
@@ -487,7 +487,7 @@ def _input_image(item: _Input, i: int, healer: Healer, *, mask: float | None, ta
 def draw_strokes(s3: np.ndarray, size: int = PREVIEW_SIZE, line_width: int | None = None) -> np.ndarray:
     """Anti-aliased picture of a stroke-3 sketch for people: ``(size, size) uint8``, black ink on white.
 
-    Fitted and centred like :func:`sketchheal.svg.strokes_to_svg` (5 % margin); an empty sketch is a blank page.
+    Fitted and centred like :func:`sketchheal.sketch.svg.strokes_to_svg` (5 % margin); an empty sketch is a blank page.
     """
     img = np.full((size, size), 255, np.uint8)
     lines = [p for p in stroke3_to_polylines(s3) if len(p)] if len(s3) else []
@@ -642,18 +642,18 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
         invert: image inputs are light ink on a dark background.
         batch_size: sketches encoded / decoded together.
         precision: ``"fp32"`` (default) or ``"bf16"``: encoder under bfloat16 autocast and the decoder's matrix
-            products in bfloat16 (faster on CPUs with AVX-512 BF16 and on GPUs; see ``sketchheal.sample``).
+            products in bfloat16 (faster on CPUs with AVX-512 BF16 and on GPUs; see ``sketchheal.inference.sample``).
         candidates: draw this many sketches for every sample and keep the one whose drawing agrees best with the
-            ink the input shows (:mod:`sketchheal.candidates`); 1 = plain sampling (the published protocol). None
+            ink the input shows (:mod:`sketchheal.inference.candidates`); 1 = plain sampling (the published protocol). None
             (default) = ``DEFAULT_CANDIDATES`` (8) when sampling, 1 with ``greedy`` (which draws one sketch). Pays
             off at temperatures of about 0.1 and above, where candidates differ.
 
     Returns one :class:`HealResult` per sketch (a multi-sketch file gives several), in input order.
     Raises ``ValueError`` / ``FileNotFoundError`` naming the input, before any healing, for bad inputs.
     """
-    from .candidates import DEFAULT_CANDIDATES, best_of
-    from .render import MaskTable
-    from .sample import encode_images
+    from sketchheal.inference.candidates import DEFAULT_CANDIDATES, best_of
+    from sketchheal.sketch.render import MaskTable
+    from sketchheal.inference.sample import encode_images
 
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -675,7 +675,7 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
     table = MaskTable(len(items), seed) if mask else None
     images = np.stack([_input_image(it, i, healer, mask=mask, table=table, invert=invert)
                        for i, it in enumerate(items)])  # (B, N, N)
-    # z = the encoder mean (deterministic code; see sketchheal.sample.heal_images), repeated per sample
+    # z = the encoder mean (deterministic code; see sketchheal.inference.sample.heal_images), repeated per sample
     z = encode_images(healer.model, torch.from_numpy(images)[:, None], batch_size, precision)
     z = z.repeat_interleave(samples, 0)
     flat, _ = best_of(healer.model, z, np.repeat(images, samples, 0),
@@ -692,7 +692,7 @@ def heal(inputs: Any, *, model: Healer | str | os.PathLike | None = None, mask: 
 
 
 def example_inputs() -> list[Path]:
-    """The bundled example inputs (``sketchheal.paths.EXAMPLES_DIR``), sorted by name."""
+    """The bundled example inputs (``sketchheal.utils.paths.EXAMPLES_DIR``), sorted by name."""
     if not EXAMPLES_DIR.is_dir():
         raise FileNotFoundError(f"no bundled examples at {EXAMPLES_DIR}")
     files = sorted(p for p in EXAMPLES_DIR.iterdir()
@@ -764,18 +764,3 @@ def _cmd_heal(args: argparse.Namespace) -> int:
     print(f"healed {len(results)} sketch(es) with {healer.source} -> {len(written)} file(s) in {args.out}",
           file=sys.stderr)
     return 0
-
-
-# ============================================================================================== module call
-
-
-class _CallableModule(type(sys)):
-    """``sketchheal.heal`` is both this module and the package's ``heal`` function: once the module is imported,
-    Python binds the package attribute ``sketchheal.heal`` to the module, so the module forwards calls to
-    :func:`heal` and ``sketchheal.heal(inputs, ...)`` works however it was reached."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[HealResult]:
-        return heal(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

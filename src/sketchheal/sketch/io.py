@@ -26,8 +26,8 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import strokes as S
-from .fileio import atomic_path, atomic_write
+from sketchheal.sketch import strokes as S
+from sketchheal.utils.fileio import atomic_path, atomic_write
 
 SPLITS = ("train", "valid", "test")
 SKETCH_SUFFIXES = (".npz", ".ndjson")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .strokes import stroke3_to_polylines
+from sketchheal.sketch.strokes import stroke3_to_polylines
 
 __all__ = ["strokes_to_svg", "polylines_to_svg", "svg_to_polylines", "fit_transform", "parse_path", "parse_transform"]
 

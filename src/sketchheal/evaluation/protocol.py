@@ -37,10 +37,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import __version__
-from .devices import pick_device
-from .fileio import atomic_path, atomic_write
-from .metrics import accuracy, rank_summary, target_ranks, topk_from_ranks
+from sketchheal.utils.version import __version__
+from sketchheal.utils.devices import pick_device
+from sketchheal.utils.fileio import atomic_path, atomic_write
+from sketchheal.evaluation.metrics import accuracy, rank_summary, target_ranks, topk_from_ranks
 
 KS = (1, 10, 50)
 MASK_FILE = "masks.npy"
@@ -107,7 +107,7 @@ def _sha256(path: Path) -> str:
 
 
 def _git_commit() -> str | None:
-    from .paths import repo_root
+    from sketchheal.utils.paths import repo_root
 
     root = repo_root()
     if not (root / ".git").exists():
@@ -169,8 +169,8 @@ def build_eval_set(data_paths: Sequence[str | os.PathLike], *, split: str, max_s
                    out_dir: Path) -> EvalSet:
     """Load the split, keep sketches with <= max_seq_len points and the first max_per_category per category,
     then make (seed) or load (mask_table) the MaskTable and write it to ``out_dir/masks.npy``."""
-    from .data import load_sketches
-    from .render import MaskTable
+    from sketchheal.sketch.io import load_sketches
+    from sketchheal.sketch.render import MaskTable
 
     paths = [str(p) for p in data_paths]
     full = load_sketches(paths, split=split, max_seq_len=max_seq_len)
@@ -225,7 +225,7 @@ class _InputImages(torch.utils.data.Dataset):
 
     def _images(self, s3: np.ndarray, u: np.ndarray, size: int, mode: str) -> tuple[np.ndarray, np.ndarray,
                                                                                         np.ndarray]:
-        from .render import corrupt
+        from sketchheal.sketch.render import corrupt
 
         clean, corrupted, erased = None, [], []
         for p in self.ps:
@@ -266,7 +266,7 @@ class _HealedImages(torch.utils.data.Dataset):
         return len(self.healed)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from .classifier import render_or_blank
+        from sketchheal.training.classifier import render_or_blank
 
         item = {"image": torch.from_numpy(render_or_blank(self.healed[i], self.size, self.mode))[None]}
         if self.clf_size is not None:
@@ -314,7 +314,7 @@ def _model_render_mode(healer) -> str:
 
 def _encode(model, images: torch.Tensor) -> torch.Tensor:
     """Mean codes ``mu (B, Nz)`` (float32, on the model's device) of images (B, 1, N, N)."""
-    from .sample import encode_images
+    from sketchheal.inference.sample import encode_images
 
     return encode_images(model, images, batch_size=max(1, images.shape[0]))
 
@@ -349,8 +349,8 @@ def _heal_stage(st: _Setup, ev: EvalSet, ids: np.ndarray, ps: Sequence[float], *
                 candidates: int = 1) -> dict:
     """Stage 1 over sketches ``ids``: gallery codes, corrupted codes, healed sketches (unnormalised stroke-3),
     erased fractions and the classifier's labels for the clean and corrupted images."""
-    from .candidates import best_of
-    from .classifier import classify
+    from sketchheal.inference.candidates import best_of
+    from sketchheal.training.classifier import classify
 
     model, healer = st.healer.model, st.healer
     out: dict[str, Any] = {"gallery": [], "corrupted": [[] for _ in ps], "healed": [[] for _ in ps],
@@ -390,7 +390,7 @@ def _reencode_stage(st: _Setup, healed: list[np.ndarray], *, batch_size: int, nu
                     desc: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Stage 2: render the healed sketches uncorrupted (the model's size and mode) and encode them -> codes (n, Nz);
     with a classifier also its labels (n,) for them."""
-    from .classifier import classify
+    from sketchheal.training.classifier import classify
 
     data = _HealedImages(healed, st.size, st.mode, st.clf_size, st.clf_mode)
     loader = _loader(data, batch_size, num_workers)
@@ -451,8 +451,8 @@ def decoder_check(healer, sketches, ids: np.ndarray, codes: np.ndarray, *, batch
     share of true pen lifts and of true sketch ends (the first end token) predicted as such with the own code.
     Returns None for models without the package's teacher-forcing interface, or with fewer than 2 sketches.
     """
-    from .model.mixture import bivariate_normal_log_prob, split_params
-    from .strokes import normalize, to_stroke5
+    from sketchheal.model.mixture import bivariate_normal_log_prob, split_params
+    from sketchheal.sketch.strokes import normalize, to_stroke5
 
     model = healer.model
     decoder = getattr(model, "decoder", None)
@@ -516,7 +516,7 @@ def _stretched(s3: np.ndarray, axis: int, factor: float) -> np.ndarray:
 
 
 def _wobbled(s3: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
-    from .strokes import longer_side
+    from sketchheal.sketch.strokes import longer_side
 
     out = np.array(s3, np.float32, copy=True)
     out[:, :2] += rng.normal(0.0, sigma * longer_side(s3), out[:, :2].shape).astype(np.float32)
@@ -548,7 +548,7 @@ def code_stability(healer, sketches, ids: np.ndarray, gallery: np.ndarray, *, se
     healing either. Each sketch's deformation comes from ``(seed, test, sketch index)``. Returns one dict per test:
     ``name``, ``top1``, ``top10``, ``top50``, ``mean_rank``.
     """
-    from .classifier import render_or_blank
+    from sketchheal.training.classifier import render_or_blank
 
     size, mode = int(healer.image_size), _model_render_mode(healer)
     metric_device = device or torch.device("cpu")
@@ -784,8 +784,8 @@ def write_grids(out_dir: Path, name: str, run: ModelRun, ev: EvalSet, ps: Sequen
                 size: int = 128) -> list[str]:
     """One PNG per category and mask level, ``grids/<model>/<p>/<category>.png``: rows corrupted | healed |
     original, drawn at ``size`` px with the model's render mode and the same masks. Returns the relative paths."""
-    from .classifier import render_or_blank
-    from .render import corrupt
+    from sketchheal.training.classifier import render_or_blank
+    from sketchheal.sketch.render import corrupt
 
     written = []
     for c, positions in sorted(run.grid.items()):
@@ -843,16 +843,16 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate one or more healing models side by side (see the module docstring for the protocol).
 
-    model_paths: release directories or training checkpoints (anything ``sketchheal.heal.load_model`` reads).
+    model_paths: release directories or training checkpoints (anything ``sketchheal.inference.heal.load_model`` reads).
     data_paths: one category per file (.npz with splits, or .ndjson). masks: erase probabilities p.
     mask_table: a ``masks.npy`` from an earlier evaluation (rows >= number of evaluated sketches) to reuse its
     exact masks; otherwise ``MaskTable(n, seed)``. classifier: a ``train-classifier`` output (file or folder) or
-    a loaded ``sketchheal.classifier.Classifier``.
+    a loaded ``sketchheal.training.classifier.Classifier``.
     num_workers: DataLoader workers that render (None: up to 8, one less than the CPU count).
     Writes into ``out_dir``: masks.npy, results.json, results.md, per_category.json, per_category.md and
     grids/<model>/<p>/<category>.png. Returns the content of results.json.
     """
-    from .heal import load_model
+    from sketchheal.inference.heal import load_model
 
     started = time.time()
     if not model_paths:
@@ -881,7 +881,7 @@ def evaluate(
     if classifier is not None and len(ev.categories) < 2:
         accuracy_note = "recognition accuracy needs at least 2 categories; the data has 1"
     elif classifier is not None:
-        from .classifier import Classifier, load_classifier, map_labels
+        from sketchheal.training.classifier import Classifier, load_classifier, map_labels
 
         clf = classifier if isinstance(classifier, Classifier) else load_classifier(classifier, device=dev)
         clf_labels = map_labels(ev.categories, ev.labels, clf.categories)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 
-from .config import PAPER_CATEGORIES
+from sketchheal.config import PAPER_CATEGORIES
 
 __all__ = ["QUICKDRAW_CATEGORIES", "PAPER_CATEGORIES", "resolve_category", "suggest_categories"]
 

@@ -219,7 +219,7 @@ class _GenericStepper:
 def _fused_ok(decoder: nn.Module) -> bool:
     """Whether ``decoder`` is the package's ``StrokeDecoder`` with the single-layer LSTM the fused step assumes."""
     try:
-        from .model.decoder import StrokeDecoder
+        from sketchheal.model.decoder import StrokeDecoder
     except ImportError:  # pragma: no cover
         return False
     lstm = getattr(decoder, "lstm", None)
