@@ -326,6 +326,21 @@ def _draw(lay: Layout, size: int, mode: str) -> np.ndarray:
     return _draw_reference(lay) if mode == "reference" else _draw_fast(lay, size)
 
 
+def blank(size: int) -> np.ndarray:
+    """An empty model image ``(size, size) float32`` of background -1 (the one blank image of the package)."""
+    return np.full((size, size), -1.0, np.float32)
+
+
+def render_or_blank(s3: np.ndarray | None, size: int = 128, mode: str = "reference") -> np.ndarray:
+    """:func:`render`, with an empty or undrawable sketch (e.g. a healing with no points) drawn as :func:`blank`."""
+    if s3 is None or len(s3) == 0:
+        return blank(size)
+    try:
+        return render(s3, size=size, mode=mode)
+    except ValueError:
+        return blank(size)
+
+
 def render(s3: np.ndarray, size: int = 128, mode: str = "reference") -> np.ndarray:
     """Render a stroke-3 sketch ``(n, 3)`` (unnormalised offsets) to a ``(size, size) float32`` image in [-1, 1]."""
     size = _check_size(size)

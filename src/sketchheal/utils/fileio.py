@@ -8,6 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+import cv2
+import numpy as np
+
 
 def _umask_mode() -> int:
     """The mode a plainly created file would get (mkstemp always makes 0600)."""
@@ -53,3 +56,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 ``(H, W)`` or ``(H, W, 3)`` (BGR) image encoded as PNG: the one PNG encoder of the package."""
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 images
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write a uint8 image as PNG, atomically (the one PNG writer of the package)."""
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        f.write(png_bytes(image))
+    return path
