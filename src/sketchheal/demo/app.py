@@ -32,6 +32,9 @@ import cv2
 import numpy as np
 
 from sketchheal.inference.candidates import DEFAULT_CANDIDATES
+from sketchheal.sketch.image import load_image
+from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES
+from sketchheal.sketch.viz import draw_strokes
 from sketchheal.utils.paths import EXAMPLES_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,8 +69,6 @@ MAX_CANDIDATES = 16
 # canvas pixels differ from its picture by more than DIFF_LEVEL grey levels.
 UNCHANGED_FRACTION = 1e-4
 DIFF_LEVEL = 96
-VECTOR_SUFFIXES = (".npz", ".ndjson", ".svg")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # Per-call output folders kept on disk (older ones are removed).
 KEEP_OUTPUTS = 64
 
@@ -205,7 +206,7 @@ def list_examples(folder: str | os.PathLike | None = None) -> list[Path]:
     folder = Path(folder) if folder is not None else EXAMPLES_DIR
     if not folder.is_dir():
         return []
-    kinds = VECTOR_SUFFIXES + IMAGE_SUFFIXES
+    kinds = SKETCH_SUFFIXES + IMAGE_SUFFIXES
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in kinds)
 
@@ -213,7 +214,7 @@ def list_examples(folder: str | os.PathLike | None = None) -> list[Path]:
 def example_strokes(path: str | os.PathLike) -> np.ndarray | None:
     """The first sketch (stroke-3) of a vector example file, or None for an image file."""
     path = Path(path)
-    if path.suffix.lower() not in VECTOR_SUFFIXES:
+    if path.suffix.lower() not in SKETCH_SUFFIXES:
         return None
     from sketchheal.inference.heal import read_sketches
 
@@ -225,8 +226,6 @@ def example_canvas(path: str | os.PathLike, size: int = CANVAS_SIZE) -> np.ndarr
 
     Vector examples are drawn (fitted with a 5 % margin, a ~8 px pen at 512); images are scaled to fit and centred.
     """
-    from sketchheal.inference.heal import draw_strokes, load_image
-
     strokes = example_strokes(path)
     if strokes is not None:
         gray = draw_strokes(strokes, size, line_width=max(1, 2 * BRUSH_RADIUS * size // CANVAS_SIZE))

@@ -34,23 +34,16 @@ import torch
 from sketchheal.sketch import render as _render
 from sketchheal.utils.fileio import atomic_write
 from sketchheal.utils.paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
-from sketchheal.sketch.strokes import denormalize, polylines_to_stroke3, simplify_polylines, stroke3_to_polylines
-from sketchheal.sketch.svg import fit_transform, strokes_to_svg, svg_to_polylines
+from sketchheal.sketch.image import array_to_gray, image_to_input, load_image
+from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES
+from sketchheal.sketch.strokes import denormalize, polylines_to_stroke3, simplify_polylines
+from sketchheal.sketch.svg import strokes_to_svg, svg_to_polylines
+from sketchheal.sketch.viz import PREVIEW_SIZE, draw_strokes, model_image_to_u8
 
 __all__ = ["Healer", "HealResult", "load_model", "heal", "image_to_input", "load_image", "read_sketches",
            "draw_strokes", "FORMATS", "register"]
 
 FORMATS = ("svg", "png", "npz", "side")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-SKETCH_SUFFIXES = (".npz", ".ndjson", ".svg")
-# Output raster side of the PNG / side-by-side panels.
-PREVIEW_SIZE = 256
-# Binarised ink above this fraction of the image is taken for the wrong polarity (line drawings are sparse).
-MAX_INK_FRACTION = 0.5
-# Ink strength (0 paper .. 1 full ink) below this contrast counts as an empty image.
-MIN_CONTRAST = 0.1
-# Image inputs are resampled to the reference canvas with ink kept where coverage >= this (keeps thin lines).
-RESAMPLE_THRESHOLD = 0.25
 
 
 # ============================================================================================== the model
@@ -172,65 +165,6 @@ class _Input:
     strokes: np.ndarray | None = None  # (n, 3) float32 stroke-3, unnormalised
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """A raster image file as ``(H, W) float32`` grey levels in [0, 1] (transparent pixels count as white paper)."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return _pil_to_gray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
-
-
-def _pil_to_gray(im) -> np.ndarray:
-    from PIL import Image
-
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.float32)
-        return np.clip(a / (65535.0 if a.max() > 255 else 255.0), 0, 1)
-    if im.mode == "P" or "A" in im.getbands():
-        im = im.convert("RGBA")
-        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, im)
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-
-
-def _array_to_gray(a: np.ndarray, name: str) -> np.ndarray:
-    """A numpy image ``(H, W)``, ``(H, W, 1|3|4)`` (uint8 0..255, other ints, or floats in [0, 1]) -> grey [0, 1]."""
-    a = np.asarray(a)
-    if a.dtype == bool:
-        a = a.astype(np.float32)
-    if not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"{name}: an image must be numeric, got dtype {a.dtype}")
-    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
-        if a.shape[2] == 1:
-            a = a[:, :, 0]
-        else:
-            from PIL import Image
-
-            u8 = a if a.dtype == np.uint8 else np.clip(_unit(a.astype(np.float32)) * 255 + 0.5, 0, 255).astype(
-                np.uint8)
-            return _pil_to_gray(Image.fromarray(u8, "RGBA" if a.shape[2] == 4 else "RGB"))
-    if a.ndim != 2:
-        raise ValueError(f"{name}: an image must have shape (H, W) or (H, W, 1|3|4), got {a.shape}")
-    if a.size == 0:
-        raise ValueError(f"{name}: the image is empty (shape {a.shape})")
-    g = a.astype(np.float32)
-    if not np.isfinite(g).all():
-        raise ValueError(f"{name}: the image contains NaN or inf")
-    return np.clip(g / 255.0 if a.dtype == np.uint8 else _unit(g), 0, 1)
-
-
-def _unit(a: np.ndarray) -> np.ndarray:
-    """Float images in [0, 1] stay; anything reaching above 1 is read as 0..255."""
-    return a / 255.0 if a.size and a.max() > 1.0 else a
-
-
 def _is_stroke3(a: np.ndarray) -> bool:
     """Arrays of shape ``(n, 3)`` are stroke-3 sketches (validated as such); other shapes are images."""
     return a.ndim == 2 and a.shape[1] == 3
@@ -322,7 +256,7 @@ def _expand(inputs: Any, *, split: str, limit: int | None) -> list[_Input]:
             if _is_stroke3(x):
                 items.append(_Input(source=f"array[{j}]", name=name, strokes=_check_strokes(x, f"array[{j}]")))
             else:
-                items.append(_Input(source=f"array[{j}]", name=name, gray=_array_to_gray(x, f"array[{j}]")))
+                items.append(_Input(source=f"array[{j}]", name=name, gray=array_to_gray(x, f"array[{j}]")))
             continue
         if not isinstance(x, (str, os.PathLike)):
             raise ValueError(f"input {j}: expected a file path or a numpy array, got {type(x).__name__}")
@@ -358,115 +292,6 @@ def _expand(inputs: Any, *, split: str, limit: int | None) -> list[_Input]:
 # ============================================================================================== images
 
 
-def _binarise(gray: np.ndarray, invert: bool, name: str) -> np.ndarray:
-    """Grey ``(H, W)`` in [0, 1] -> ink mask ``(H, W) uint8`` (1 = ink), Otsu's threshold on the ink strength."""
-    ink = gray if invert else 1.0 - gray
-    lo, hi = float(ink.min()), float(ink.max())
-    if hi - lo < MIN_CONTRAST:
-        raise ValueError(f"{name}: no ink found (the image is blank or of one colour)")
-    u8 = np.clip((ink - lo) / (hi - lo) * 255 + 0.5, 0, 255).astype(np.uint8)
-    _, mask = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n > 2:  # drop 1-2 pixel specks (scanner / JPEG noise) when something bigger exists
-        small = stats[1:, cv2.CC_STAT_AREA] <= 2
-        if not small.all():
-            mask[np.isin(labels, np.flatnonzero(small) + 1)] = 0
-    frac = float(mask.mean())
-    if frac == 0:
-        raise ValueError(f"{name}: no ink found")
-    if frac > MAX_INK_FRACTION:
-        hint = "dark ink on light paper? drop invert" if invert else \
-            "light ink on a dark background? pass invert=True (--invert)"
-        raise ValueError(f"{name}: {frac:.0%} of the image is ink; expected a line drawing ({hint})")
-    return mask
-
-
-def _centre_lines(mask: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ink mask cropped to its box -> centre-line points ``(k, 2)`` (x, y) on a scale where the ink box's longer
-    side is 640 px, and that scale factor (640 / longer side of the ink box).
-
-    The centre line is the ridge of the distance transform (pixels at least as far from the paper as their 8
-    neighbours), which is independent of the drawn line width.
-    """
-    ys, xs = np.nonzero(mask)
-    crop = mask[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].astype(np.float32)
-    h, w = crop.shape
-    s0 = _render.CANVAS_EXTENT / max(h, w)
-    size = (max(1, int(round(w * s0))), max(1, int(round(h * s0))))
-    big = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if s0 < 1 else cv2.INTER_LINEAR)
-    big = np.pad((big >= RESAMPLE_THRESHOLD).astype(np.uint8), 2)
-    dist = cv2.distanceTransform(big, cv2.DIST_L2, 5)
-    ridge = (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (big > 0)
-    ry, rx = np.nonzero(ridge)
-    return np.stack([rx, ry], 1).astype(np.float64), s0
-
-
-def _farthest_points(points: np.ndarray, k: int) -> np.ndarray:
-    """Up to ``k`` of ``points (m, 2)`` by farthest-point sampling from the topmost (then leftmost) point."""
-    if len(points) == 0 or k <= 0:
-        return points[:0]
-    first = int(np.lexsort((points[:, 0], points[:, 1]))[0])
-    chosen = [first]
-    dist = np.linalg.norm(points - points[first], axis=1)
-    for _ in range(min(k, len(points)) - 1):
-        nxt = int(dist.argmax())
-        if dist[nxt] <= 0:
-            break
-        chosen.append(nxt)
-        dist = np.minimum(dist, np.linalg.norm(points - points[nxt], axis=1))
-    return points[chosen]
-
-
-def image_to_input(image: np.ndarray, *, size: int = 128, mode: str = "reference", invert: bool = False,
-                   mask: float | None = None, uniforms: np.ndarray | None = None,
-                   max_patches: int = _render.MAX_PATCHES, name: str = "image") -> np.ndarray:
-    """Normalise a drawing to the model's input: ``(size, size) float32``, ink +1, background -1.
-
-    ``image``: grey ``(H, W)`` in [0, 1] (or anything :func:`heal` accepts as an image array); dark ink on light
-    paper, ``invert=True`` for light on dark. Steps: Otsu binarisation (1-2 px specks dropped); crop to the ink;
-    the centre lines of the strokes (distance-transform ridge) are placed exactly as ``render(mode="reference")``
-    places a sketch's pen positions: the longer side of their box spans 640 px of a canvas of side
-    ``max(w, h) + 34`` with the box's top-left corner at the 17-px margin (so ``size * 640 / 674`` px at the
-    model's size, not centred); they are redrawn 16 px wide there (the reference's line, ~3 px at 128) whatever
-    the original pen width; the canvas is resized like the reference (bilinear) or, for ``mode="fast"``,
-    area-averaged and binarised.
-
-    Masking (``mask=p`` with ``uniforms``, a ``(max_patches,)`` row of a :class:`sketchheal.sketch.render.MaskTable`):
-    images have no stroke order, so the candidates are not the published ones; they are up to ``max_patches``
-    centre-line points chosen by farthest-point sampling (from the topmost point), each the centre of a
-    128 x 128 square of the 640-px canvas (the published patch size), erased iff ``uniforms[k] < p``.
-    """
-    gray = _array_to_gray(image, name)
-    ink = _binarise(gray, invert, name)
-    pts, _ = _centre_lines(ink)
-    lo = pts.min(0)
-    extent = float((pts.max(0) - lo).max())
-    s1 = _render.CANVAS_EXTENT / extent if extent > 0 else 1.0
-    q = (pts - lo) * s1 + _render.MARGIN
-    side = int(extent * s1) + 2 * _render.MARGIN
-    canvas = np.zeros((side, side), np.uint8)
-    qi = np.clip(np.rint(q).astype(np.int64), 0, side - 1)
-    canvas[qi[:, 1], qi[:, 0]] = 255
-    brush = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_render.LINE_WIDTH + 1, _render.LINE_WIDTH + 1))
-    canvas = cv2.dilate(canvas, brush)
-    if mask is not None and mask > 0:
-        if uniforms is None:
-            raise ValueError("image_to_input: mask needs uniforms (a MaskTable row)")
-        u = np.asarray(uniforms, np.float64)
-        centres = _farthest_points(q, max_patches)
-        half = _render.PATCH_SIDE // 2
-        for (cx, cy), ui in zip(np.rint(centres).astype(np.int64).tolist(), u.tolist()):
-            if ui < mask:
-                canvas[max(cy - half, 0): cy + half, max(cx - half, 0): cx + half] = 0
-    if mode == "fast":
-        small = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
-        return np.where(small >= 128, 1.0, -1.0).astype(np.float32)
-    if mode != "reference":
-        raise ValueError(f"unknown render mode {mode!r}; choose one of {_render.MODES}")
-    small = cv2.resize(canvas, (size, size)) if side != size else canvas
-    return (small.astype(np.float32) / np.float32(127.5) - np.float32(1.0)).astype(np.float32)
-
-
 def _input_image(item: _Input, i: int, healer: Healer, *, mask: float | None, table, invert: bool) -> np.ndarray:
     size, mode = healer.image_size, healer.render_mode
     u = table.uniforms(i) if table is not None else None
@@ -482,34 +307,6 @@ def _input_image(item: _Input, i: int, healer: Healer, *, mask: float | None, ta
 
 
 # ============================================================================================== results
-
-
-def draw_strokes(s3: np.ndarray, size: int = PREVIEW_SIZE, line_width: int | None = None) -> np.ndarray:
-    """Anti-aliased picture of a stroke-3 sketch for people: ``(size, size) uint8``, black ink on white.
-
-    Fitted and centred like :func:`sketchheal.sketch.svg.strokes_to_svg` (5 % margin); an empty sketch is a blank page.
-    """
-    img = np.full((size, size), 255, np.uint8)
-    lines = [p for p in stroke3_to_polylines(s3) if len(p)] if len(s3) else []
-    if not lines:
-        return img
-    lw = line_width or max(1, int(round(size / 100)))
-    scale, offset = fit_transform(lines, size, 0.05 * size + lw / 2)
-    shift = 4
-    for p in lines:
-        q = np.rint((p * scale + offset) * (1 << shift)).astype(np.int32)
-        if len(q) == 1 or (q == q[0]).all():
-            cv2.circle(img, tuple(int(v) for v in q[0]), (lw << shift) // 2, 0, -1, cv2.LINE_AA, shift)
-        else:
-            cv2.polylines(img, [q], False, 0, lw, cv2.LINE_AA, shift)
-    return img
-
-
-def _image_to_u8(image: np.ndarray, size: int) -> np.ndarray:
-    """Model image (ink +1, background -1) -> black-on-white ``uint8`` of side ``size``."""
-    u8 = np.clip((1.0 - image) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    interp = cv2.INTER_NEAREST if image.shape[0] * 2 <= size and image.shape[0] < 64 else cv2.INTER_LINEAR
-    return cv2.resize(u8, (size, size), interpolation=interp)
 
 
 @dataclass
@@ -539,7 +336,7 @@ class HealResult:
 
     def side_by_side(self, size: int = PREVIEW_SIZE) -> np.ndarray:
         """``(size, W) uint8``: input image | healed sample 0 | sample 1 ... | original (vector inputs)."""
-        panels = [_image_to_u8(self.input_image, size)] + [draw_strokes(s, size) for s in self.healed]
+        panels = [model_image_to_u8(self.input_image, size)] + [draw_strokes(s, size) for s in self.healed]
         if self.original is not None:
             panels.append(draw_strokes(self.original, size))
         gap = np.full((size, 4), 160, np.uint8)

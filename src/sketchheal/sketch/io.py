@@ -30,7 +30,11 @@ from sketchheal.sketch import strokes as S
 from sketchheal.utils.fileio import atomic_path, atomic_write
 
 SPLITS = ("train", "valid", "test")
-SKETCH_SUFFIXES = (".npz", ".ndjson")
+# THE suffix lists: files sketchheal reads as sketches (vector) and as images (raster).
+SKETCH_SUFFIXES = (".npz", ".ndjson", ".svg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Files holding many sketches (splits / drawings), what folders are searched for.
+SET_SUFFIXES = (".npz", ".ndjson")
 RAW_MODES = ("simplify", "direct")
 # Reasons a loaded sketch can be dropped; every SketchSet.dropped has these keys.
 DROP_REASONS = ("too_long", "one_point", "unrecognized", "invalid")
@@ -391,11 +395,11 @@ def expand_paths(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     out: list[Path] = []
     for p in map(_existing, paths):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix in SKETCH_SUFFIXES and f.is_file())
+            found = sorted(f for f in p.iterdir() if f.suffix in SET_SUFFIXES and f.is_file())
             if not found:
                 raise ValueError(f"{p}: folder has no .npz or .ndjson files")
             out += found
-        elif p.suffix in SKETCH_SUFFIXES:
+        elif p.suffix in SET_SUFFIXES:
             out.append(p)
         else:
             raise ValueError(f"{p}: unsupported file type {p.suffix!r}; expected a sketch-rnn .npz or a QuickDraw "
@@ -597,7 +601,7 @@ def convert(inputs: PathLike | Iterable[PathLike], out: PathLike, *, to: str | N
     out = Path(out)
     formats = {_format_of(f) for f in files}
     if to is None:
-        if out.suffix in SKETCH_SUFFIXES:
+        if out.suffix in SET_SUFFIXES:
             to = _format_of(out)
         elif len(formats) == 1:
             to = "npz" if formats == {"ndjson"} else "ndjson"
@@ -605,7 +609,7 @@ def convert(inputs: PathLike | Iterable[PathLike], out: PathLike, *, to: str | N
             raise ValueError("inputs mix .npz and .ndjson: say the output format with --to npz|ndjson")
     if to not in ("npz", "ndjson"):
         raise ValueError(f"output format must be npz or ndjson, got {to!r}")
-    if out.suffix in SKETCH_SUFFIXES:
+    if out.suffix in SET_SUFFIXES:
         if out.suffix != f".{to}":
             raise ValueError(f"{out}: output suffix does not match the output format {to!r}")
         if len(files) != 1:
