@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,26 @@ PAPER_CATEGORIES: tuple[str, ...] = (
     "airplane", "angel", "alarm clock", "apple", "butterfly", "belt", "bus", "cake", "cat", "clock",
     "eye", "fish", "pig", "sheep", "spider", "The Great Wall of China", "umbrella",
 )
+
+# Choices of the string-valued fields (checked by the validate() methods below).
+RENDER_MODES = ("reference", "fast")      # sketchheal.sketch.render modes
+ENCODERS = ("gmlp", "cnn")                # model.encoder
+GMLP_RESIDUALS = ("paper", "reference")   # model.gmlp_residual
+INIT_PARTS = ("all", "encoder", "decoder")  # train.init_parts
+BF16_MODES = ("auto", "on", "off")        # train.bf16
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _whole(x: Any, low: int = 0) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= low
 
 
 @dataclass
@@ -49,6 +70,29 @@ class DataConfig:
     max_patches: int = 20
     # DataLoader workers that render and mask (0 = in the main process).
     num_workers: int = 2
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that no data pipeline can be built from."""
+        _check(isinstance(self.paths, list) and all(isinstance(p, str) for p in self.paths),
+               f"data.paths must be a list of file names, got {self.paths!r}")
+        _check(_whole(self.max_seq_len, 1), f"data.max_seq_len must be an integer >= 1, got {self.max_seq_len!r}")
+        _check(_finite(self.clip) and self.clip > 0, f"data.clip must be a positive number, got {self.clip!r}")
+        _check(_whole(self.image_size, 1), f"data.image_size must be an integer >= 1, got {self.image_size!r}")
+        _check(self.render_mode in RENDER_MODES,
+               f"data.render_mode must be one of {RENDER_MODES}, got {self.render_mode!r}")
+        _check(_finite(self.mask_prob) and 0 <= self.mask_prob <= 1,
+               f"data.mask_prob must be in [0, 1], got {self.mask_prob!r}")
+        _check(_finite(self.mask_prob_max) and (self.mask_prob_max == 0 or self.mask_prob <= self.mask_prob_max <= 1),
+               f"data.mask_prob_max must be 0 (off) or in [data.mask_prob={self.mask_prob}, 1], "
+               f"got {self.mask_prob_max!r}")
+        _check(_finite(self.deform_rotate) and self.deform_rotate >= 0,
+               f"data.deform_rotate must be >= 0 degrees, got {self.deform_rotate!r}")
+        _check(_finite(self.deform_scale) and 0 <= self.deform_scale < 1,
+               f"data.deform_scale must be in [0, 1), got {self.deform_scale!r}")
+        _check(_finite(self.deform_jitter) and self.deform_jitter >= 0,
+               f"data.deform_jitter must be >= 0, got {self.deform_jitter!r}")
+        _check(_whole(self.max_patches, 1), f"data.max_patches must be an integer >= 1, got {self.max_patches!r}")
+        _check(_whole(self.num_workers, 0), f"data.num_workers must be an integer >= 0, got {self.num_workers!r}")
 
 
 @dataclass
@@ -88,6 +132,30 @@ class ModelConfig:
     # (5-95 %), and the guess shows up as distorted, drifting strokes; 255 is QuickDraw's simplified-format size.
     # Changes no weight shape. Paper: 0 (size as drawn).
     target_size: float = 0.0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for settings no encoder/decoder can be built from (checked by ``LmserPix2Seq``)."""
+        _check(self.encoder in ENCODERS, f"model.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        _check(self.gmlp_residual in GMLP_RESIDUALS,
+               f"model.gmlp_residual must be one of {GMLP_RESIDUALS}, got {self.gmlp_residual!r}")
+        for name in ("image_size", "patch_size", "d_model", "d_ffn", "z_size", "dec_hidden", "num_mixtures",
+                     "cnn_channels"):
+            value = getattr(self, name)
+            _check(_whole(value, 1), f"model.{name} must be a positive integer, got {value!r}")
+        _check(_whole(self.lmser_loops, 0), f"model.lmser_loops must be an integer >= 0, got {self.lmser_loops!r}")
+        if self.encoder == "gmlp":
+            _check(self.image_size % self.patch_size == 0,
+                   f"model.image_size {self.image_size} is not a multiple of model.patch_size {self.patch_size}")
+            _check(self.d_ffn % 2 == 0,
+                   f"model.d_ffn must be even (the gating unit splits it in halves), got {self.d_ffn}")
+        else:
+            _check(self.image_size % 16 == 0,
+                   f"the CNN encoder needs model.image_size divisible by 16, got {self.image_size}")
+        _check(_finite(self.dropout) and 0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        _check(_finite(self.input_dropout) and 0 <= self.input_dropout < 1,
+               f"model.input_dropout must be in [0, 1), got {self.input_dropout!r}")
+        _check(_finite(self.target_size) and self.target_size >= 0,
+               f"model.target_size must be >= 0 (0 = size as drawn), got {self.target_size!r}")
 
 
 @dataclass
@@ -159,6 +227,170 @@ class TrainConfig:
     nan_patience: int = 5
     rollback_lr_factor: float = 0.5
 
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field a training run cannot use."""
+        _check(_whole(self.batch_size, 1), f"train.batch_size must be an integer >= 1, got {self.batch_size!r}")
+        _check(_whole(self.steps, 0), f"train.steps must be an integer >= 0, got {self.steps!r}")
+        _check(_finite(self.lr) and self.lr > 0, f"train.lr must be a positive number, got {self.lr!r}")
+        _check(_finite(self.lr_decay) and 0 < self.lr_decay <= 1, f"train.lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        _check(_finite(self.min_lr) and self.min_lr >= 0, f"train.min_lr must be >= 0, got {self.min_lr!r}")
+        _check(_whole(self.warmup_steps, 0),
+               f"train.warmup_steps must be >= 0 (0 = no warm-up), got {self.warmup_steps!r}")
+        _check(_finite(self.grad_clip) and self.grad_clip >= 0,
+               f"train.grad_clip must be >= 0 (0 = no clipping), got {self.grad_clip!r}")
+        _check(_finite(self.image_loss_weight) and self.image_loss_weight >= 0,
+               f"train.image_loss_weight must be >= 0 (0.5 = the paper), got {self.image_loss_weight!r}")
+        _check(_finite(self.pen_loss_weight) and self.pen_loss_weight > 0,
+               f"train.pen_loss_weight must be a positive number (1 = the paper), got {self.pen_loss_weight!r}")
+        _check(_finite(self.kl_weight) and self.kl_weight >= 0,
+               f"train.kl_weight must be >= 0 (0 = the paper), got {self.kl_weight!r}")
+        _check(_finite(self.kl_min) and self.kl_min >= 0, f"train.kl_min must be >= 0, got {self.kl_min!r}")
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+               f"train.seed must be an integer >= 0, got {self.seed!r}")
+        _check(isinstance(self.init_from, str), f"train.init_from must be a path or \"\", got {self.init_from!r}")
+        _check(self.init_parts in INIT_PARTS,
+               f"train.init_parts must be one of {INIT_PARTS}, got {self.init_parts!r}")
+        _check(not (self.freeze_encoder and self.freeze_decoder),
+               "train.freeze_encoder and train.freeze_decoder together leave nothing to train; set at most one of them")
+        _check(isinstance(self.device, str) and bool(self.device),
+               f"train.device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+        _check(self.bf16 in BF16_MODES, f"train.bf16 must be one of {BF16_MODES}, got {self.bf16!r}")
+        for name in ("threads", "checkpoint_every", "eval_every", "eval_batches", "sample_every"):
+            value = getattr(self, name)
+            _check(_whole(value, 0), f"train.{name} must be an integer >= 0, got {value!r}")
+        _check(_whole(self.log_every, 1), f"train.log_every must be an integer >= 1, got {self.log_every!r}")
+        _check(_whole(self.nan_patience, 1), f"train.nan_patience must be an integer >= 1, got {self.nan_patience!r}")
+        _check(_finite(self.rollback_lr_factor) and 0 < self.rollback_lr_factor <= 1,
+               f"train.rollback_lr_factor must be in (0, 1], got {self.rollback_lr_factor!r}")
+
+
+@dataclass
+class ClassifierConfig:
+    """The Sketch-a-Net classifier of the recognition-accuracy metric (``sketchheal train-classifier``).
+
+    Saved as ``config`` in ``classifier.pt`` / ``classifier.json``; the network is built from it again on loading.
+    """
+    # Side of the rendered input image (the papers: 225 or 256; ours: the healing model's 128).
+    image_size: int = 128
+    # sketchheal.sketch.render mode of the training images: "reference" = the published 640-px rendering.
+    render_mode: str = "reference"
+    # Keep sketches with at most this many points (the healing protocol's filter).
+    max_seq_len: int = 200
+    # Channel-width multiplier (1.0 = Sketch-a-Net's 64/128/256/256/256/512/512).
+    width: float = 1.0
+    # Dropout after L6 and L7. Sketch-a-Net: 0.5.
+    dropout: float = 0.5
+    # Batch normalisation after every convolution (not in Sketch-a-Net; stable training from scratch with Adam).
+    batch_norm: bool = True
+    # Optimiser steps.
+    steps: int = 10_000
+    # Images per step.
+    batch_size: int = 128
+    # AdamW; the rate decays by a cosine to 1 % of this over the run, after a 2 % linear warm-up.
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    # Seed of the weights, the data order and the jitter.
+    seed: int = 0
+    # Random small affine jitter of the training images: scale, rotation (degrees), shift (fraction of the side),
+    # horizontal flip.
+    jitter_scale: float = 0.1
+    jitter_rotate: float = 10.0
+    jitter_shift: float = 0.05
+    jitter_flip: bool = True
+
+    def validate(self) -> "ClassifierConfig":
+        """Raise ``ValueError`` naming the first field a classifier cannot be trained or built from."""
+        _check(_whole(self.image_size, 28), f"classifier image_size must be an integer >= 28, got {self.image_size!r}")
+        _check(self.render_mode in RENDER_MODES,
+               f"classifier render_mode must be one of {RENDER_MODES}, got {self.render_mode!r}")
+        _check(_whole(self.max_seq_len, 1), f"classifier max_seq_len must be an integer >= 1, got {self.max_seq_len!r}")
+        _check(_finite(self.width) and self.width > 0, f"classifier width must be a positive number, got {self.width!r}")
+        _check(_finite(self.dropout) and 0 <= self.dropout < 1, f"classifier dropout must be in [0, 1), got {self.dropout!r}")
+        _check(_whole(self.steps, 1), f"classifier steps must be an integer >= 1, got {self.steps!r}")
+        _check(_whole(self.batch_size, 1), f"classifier batch_size must be an integer >= 1, got {self.batch_size!r}")
+        _check(_finite(self.lr) and self.lr > 0, f"classifier lr must be a positive number, got {self.lr!r}")
+        _check(_finite(self.weight_decay) and self.weight_decay >= 0,
+               f"classifier weight_decay must be >= 0, got {self.weight_decay!r}")
+        _check(_whole(self.seed, 0), f"classifier seed must be an integer >= 0, got {self.seed!r}")
+        _check(_finite(self.jitter_scale) and 0 <= self.jitter_scale < 1,
+               f"classifier jitter_scale must be in [0, 1), got {self.jitter_scale!r}")
+        for name in ("jitter_rotate", "jitter_shift"):
+            value = getattr(self, name)
+            _check(_finite(value) and value >= 0, f"classifier {name} must be >= 0, got {value!r}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ClassifierConfig":
+        return _build(cls, d)
+
+
+EVAL_DEVICES = ("auto", "cpu", "cuda", "mps")  # eval.device (also cuda:N)
+
+
+@dataclass
+class EvalConfig:
+    """``sketchheal evaluate`` (``sketchheal.evaluation.protocol.evaluate``): the protocol of docs/evaluation.md.
+
+    "Paper" is the published Lmser-pix2seq evaluation. Not part of ``Config``: an evaluation reads trained models,
+    it is not a setting of a training run.
+    """
+
+    # Split of each category file that is evaluated. Paper: "test" (2,500 sketches per category, 17 categories).
+    split: str = "test"
+    # Erase probabilities p of the patch candidates, one evaluation per p; one mask table for all, so the masks are
+    # nested across p. Paper: 0.1 and 0.3 (0.5 in later work).
+    masks: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5])
+    # Sampling temperature of the healed sketch (ignored with greedy). Paper: 0.01.
+    temperature: float = 0.01
+    # Greedy decoding (most likely mixture component and pen state) instead of sampling. Paper: False.
+    greedy: bool = False
+    # Seed of the mask table (when none is loaded) and of the sampling noise, keyed per sketch. Paper: a fixed
+    # seed.npy indexed by sketch and point (not the same draws as ours, see docs/evaluation.md).
+    seed: int = 0
+    # Healed candidates per sketch; the one whose ink agrees best with the corrupted input is kept. Paper: 1.
+    candidates: int = 1
+    # Output of `sketchheal train-classifier` (file or folder) for recognition accuracy; "" = none. Paper: a
+    # Sketch-a-Net at 256 px, not released.
+    classifier: str = ""
+    # Keep the first N sketches of each category (development numbers: a smaller gallery makes top-k easier);
+    # None = all. Paper: all.
+    max_per_category: int | None = None
+    # masks.npy of an earlier evaluation to reuse its exact masks (at least as many rows as sketches); "" = make
+    # one from the seed. Paper: its own seed.npy.
+    mask_table: str = ""
+    # Sketches per batch when encoding and decoding; changes speed only, never a number.
+    batch_size: int = 100
+    # auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.
+    device: str = "auto"
+    # DataLoader workers that render the images; None = one less than the CPU count, at most 8; 0 = in-process.
+    num_workers: int | None = None
+    # Sketches per category in each picture grid (corrupted | healed | original); 0 = no grids.
+    grid_count: int = 8
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field an evaluation cannot run with (before anything is loaded)."""
+        _check(isinstance(self.split, str) and bool(self.split), f"eval.split must be a split name, got {self.split!r}")
+        _check(isinstance(self.masks, (list, tuple)) and len(self.masks) > 0
+               and all(_finite(p) and 0 <= p <= 1 for p in self.masks),
+               f"eval.masks must be a non-empty list of probabilities in [0, 1], e.g. 0.1,0.3,0.5, got {self.masks!r}")
+        _check(isinstance(self.greedy, bool), f"eval.greedy must be true or false, got {self.greedy!r}")
+        _check(_finite(self.temperature) and (self.temperature > 0 or self.greedy),
+               f"eval.temperature must be > 0 (or use greedy decoding), got {self.temperature!r}")
+        _check(_whole(self.seed, 0), f"eval.seed must be an integer >= 0, got {self.seed!r}")
+        _check(_whole(self.candidates, 1) and not (self.greedy and self.candidates > 1),
+               f"eval.candidates must be an integer >= 1 (and 1 with greedy decoding), got {self.candidates!r}")
+        _check(isinstance(self.classifier, str), f"eval.classifier must be a path or \"\", got {self.classifier!r}")
+        _check(self.max_per_category is None or _whole(self.max_per_category, 1),
+               f"eval.max_per_category must be an integer >= 1 or None (all), got {self.max_per_category!r}")
+        _check(isinstance(self.mask_table, str), f"eval.mask_table must be a path or \"\", got {self.mask_table!r}")
+        _check(_whole(self.batch_size, 1), f"eval.batch_size must be an integer >= 1, got {self.batch_size!r}")
+        device = self.device if isinstance(self.device, str) else ""
+        _check(device in EVAL_DEVICES or (device.startswith("cuda:") and device[5:].isdigit()),
+               f"eval.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        _check(self.num_workers is None or _whole(self.num_workers, 0),
+               f"eval.num_workers must be an integer >= 0 or None (automatic), got {self.num_workers!r}")
+        _check(_whole(self.grid_count, 0), f"eval.grid_count must be an integer >= 0, got {self.grid_count!r}")
+
 
 @dataclass
 class Config:
@@ -179,6 +411,20 @@ class Config:
             model=_build(ModelConfig, d.get("model", {})),
             train=_build(TrainConfig, d.get("train", {})),
         )
+
+    def validate(self) -> "Config":
+        """Check every section, then what the sections must agree on; raise ``ValueError`` naming the field.
+
+        Run once, before anything is built (``sketchheal.training.setup.build_run`` and ``sketchheal train`` do).
+        Returns the config, so ``cfg = preset("tiny").validate()`` reads well.
+        """
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        _check(self.model.image_size == self.data.image_size,
+               f"model.image_size ({self.model.image_size}) and data.image_size ({self.data.image_size}) differ; "
+               "the model reads the images the data section draws")
+        return self
 
 
 def _build(klass, d: dict[str, Any]):
