@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sketchheal.sketch.strokes import denormalize
+
 __all__ = ["ink_agreement", "best_of", "DEFAULT_CANDIDATES"]
 
 # Candidates per sample when healing (``sketchheal heal``, ``sketchheal.inference.heal``, the demo) is not told otherwise: best
@@ -80,13 +82,7 @@ def best_of(model: torch.nn.Module, z: torch.Tensor, images: np.ndarray, keys: S
         return sample(model, z, seeds=list(keys), **kw), np.ones((n, 1))
     all_keys = [tuple(key) if c == 0 else (*key, c) for key in keys for c in range(candidates)]
     flat = sample(model, z.repeat_interleave(candidates, 0), seeds=all_keys, **kw)
-    drawn = np.stack([render_or_blank(_denormalised(s, scale), size, mode) for s in flat])  # (B*K, N, N)
+    drawn = np.stack([render_or_blank(denormalize(s, scale), size, mode) for s in flat])  # (B*K, N, N)
     scores = ink_agreement(np.repeat(np.asarray(images, np.float32), candidates, 0), drawn).reshape(n, candidates)
     best = scores.argmax(1)
     return [flat[b * candidates + int(best[b])] for b in range(n)], scores
-
-
-def _denormalised(s3: np.ndarray, scale: float) -> np.ndarray:
-    out = np.array(s3, np.float32, copy=True)
-    out[:, :2] *= np.float32(scale)
-    return out

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from sketchheal.sketch.strokes import SOS_TOKEN as SOS  # the stroke-5 start-of-sketch row (its one home)
+
 __all__ = ["sample", "encode_images", "heal_images", "SOS"]
 
-SOS = (0.0, 0.0, 1.0, 0.0, 0.0)  # stroke-5 start-of-sketch row
 PEN_DOWN, PEN_UP, PEN_END = 0, 1, 2
 # Drop finished sketches from the batch once at least this fraction of the rows still stepping has finished.
 COMPACT_FRACTION = 0.125
