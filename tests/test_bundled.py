@@ -9,7 +9,7 @@ import numpy as np
 import sketchheal
 from sketchheal.cli.main import main
 from sketchheal.inference.heal import load_model
-from sketchheal.model.pix2seq import FORMAT_VERSION
+from sketchheal.model.weights import FORMAT_VERSION
 from sketchheal.utils.paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
 
 

@@ -10,6 +10,7 @@ from sketchheal.inference import heal as H
 from sketchheal.inference.candidates import DEFAULT_CANDIDATES, best_of, ink_agreement
 from sketchheal.config import preset
 from sketchheal.model.pix2seq import LmserPix2Seq
+from sketchheal.model.weights import save_release
 from sketchheal.inference.sample import sample
 
 
@@ -71,7 +72,7 @@ def test_best_of_one_is_plain_sampling_and_best_of_k_takes_the_best(model):
 
 
 def test_heal_with_candidates(tmp_path, model):
-    model.save_pretrained(tmp_path / "m", scale=10.0, max_seq_len=40, categories=["x"],
+    save_release(model, tmp_path / "m", scale=10.0, max_seq_len=40, categories=["x"],
                           extra={"data": {"render_mode": "fast"}})
     healer = H.load_model(tmp_path / "m", device="cpu")
     s3 = np.array([[0, 0, 0], [30, 0, 0], [0, 30, 1], [-10, -10, 0], [20, 0, 1]], np.float32)

@@ -28,12 +28,13 @@ def make_tiny_model(out_dir: Path, max_seq_len: int = 64) -> Path:
     ``max_seq_len`` points (and the SVGs always have paths)."""
     from sketchheal.config import preset
     from sketchheal.model.pix2seq import LmserPix2Seq
+    from sketchheal.model.weights import save_release
 
     torch.manual_seed(0)
     model = LmserPix2Seq(preset("tiny").model)
     with torch.no_grad():
         model.decoder.fc_params.bias[-1] = -30.0  # the p_end logit
-    model.save_pretrained(out_dir, scale=10.0, max_seq_len=max_seq_len, categories=["sheep"])
+    save_release(model, out_dir, scale=10.0, max_seq_len=max_seq_len, categories=["sheep"])
     return out_dir
 
 

@@ -16,6 +16,7 @@ from sketchheal.evaluation.protocol import (
     MASK_FILE, STABILITY_TESTS, code_stability, decoder_check, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
 )
 from sketchheal.model.pix2seq import LmserPix2Seq
+from sketchheal.model.weights import save_release
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -35,7 +36,7 @@ def save_tiny_model(directory: Path, *, encoder: str = "gmlp", max_seq_len: int 
     model = LmserPix2Seq(cfg.model)
     with torch.no_grad():
         model.decoder.fc_params.bias[-1] = -4.0  # the p_end logit
-    return model.save_pretrained(directory, scale=12.0, max_seq_len=max_seq_len, categories=["any"],
+    return save_release(model, directory, scale=12.0, max_seq_len=max_seq_len, categories=["any"],
                                  extra={"render_mode": cfg.data.render_mode})
 
 

@@ -16,7 +16,7 @@ from sketchheal.cli.main import main as cli_main
 from sketchheal.config import preset
 from sketchheal.training.export import export_checkpoint, import_reference
 from sketchheal.model import LmserPix2Seq
-from sketchheal.model.pix2seq import CONFIG_NAME, WEIGHTS_NAME
+from sketchheal.model.weights import CONFIG_NAME, WEIGHTS_NAME, load_release
 
 D, FFN, TOKENS, PATCH, NZ, M = 128, 768, 64, 16, 128, 20
 
@@ -137,7 +137,7 @@ def test_import_reference_matches_published_forward(published, tmp_path):
     d, enc, dec = published
     out = tmp_path / "release"
     import_reference(d / "encoderRNN_epoch_150000.pth", d / "decoderRNN_epoch_150000.pth", out)
-    model, meta = LmserPix2Seq.from_pretrained(out)
+    model, meta = load_release(out)
     assert model.config.gmlp_residual == "reference" and model.config.dec_hidden == 512
     assert model.config.image_size == 128 and model.config.lmser_loops == 2 and model.config.num_mixtures == 20
     assert meta["scale"] == pytest.approx(44.18034) and len(meta["categories"]) == 17
@@ -197,7 +197,7 @@ def test_export_checkpoint(tmp_path):
     torch.save(ckpt, tmp_path / "last.pt")
     rc = cli_main(["export", str(tmp_path / "last.pt"), str(tmp_path / "rel")])
     assert rc == 0
-    loaded, meta = LmserPix2Seq.from_pretrained(tmp_path / "rel")
+    loaded, meta = load_release(tmp_path / "rel")
     assert meta["extra"]["step"] == 20 and meta["scale"] == 33.0 and meta["max_seq_len"] == 64
     assert loaded.config == cfg.model
     for k, v in model.state_dict().items():
@@ -228,12 +228,12 @@ def test_export_records_the_runs_behind_a_warm_start(tmp_path):
     second = save("second.pt", 2_500, str(tmp_path / "rel1"))
     third = save("third.pt", 140, str(second))
     export_checkpoint(third, tmp_path / "rel3")
-    extra = LmserPix2Seq.from_pretrained(tmp_path / "rel3")[1]["extra"]
+    extra = load_release(tmp_path / "rel3")[1]["extra"]
     assert extra["step"] == 140 and extra["total_steps"] == 140 + 2_500 + 700
     assert extra["lineage"] == [{"source": str(second), "step": 2_500}, {"source": str(tmp_path / "rel1"), "step": 700}]
-    assert LmserPix2Seq.from_pretrained(tmp_path / "rel1")[1]["extra"]["total_steps"] == 700
+    assert load_release(tmp_path / "rel1")[1]["extra"]["total_steps"] == 700
 
     lost = save("lost.pt", 10, str(tmp_path / "gone.pt"))  # its source is no longer there
     export_checkpoint(lost, tmp_path / "rel4")
-    extra = LmserPix2Seq.from_pretrained(tmp_path / "rel4")[1]["extra"]
+    extra = load_release(tmp_path / "rel4")[1]["extra"]
     assert extra["total_steps"] is None and extra["lineage"] == [{"source": str(tmp_path / "gone.pt"), "step": None}]

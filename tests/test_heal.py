@@ -14,6 +14,7 @@ from sketchheal.inference import heal as H
 from sketchheal.cli.main import main
 from sketchheal.config import preset
 from sketchheal.model.pix2seq import LmserPix2Seq
+from sketchheal.model.weights import save_release
 from sketchheal.sketch.render import MaskTable, corrupt, render
 from sketchheal.sketch.strokes import stroke3_to_polylines
 from sketchheal.sketch.svg import parse_path, parse_transform, strokes_to_svg, svg_to_polylines
@@ -49,7 +50,7 @@ def _draw(s3: np.ndarray, size: tuple[int, int], width: int, margin: int = 20, i
 def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("model")
-    LmserPix2Seq(preset("tiny").model).save_pretrained(d, scale=10.0, max_seq_len=64, categories=["house"],
+    save_release(LmserPix2Seq(preset("tiny").model), d, scale=10.0, max_seq_len=64, categories=["house"],
                                                        extra={"data": {"render_mode": "fast"}})
     return d
 

@@ -12,7 +12,7 @@ from sketchheal.config import ModelConfig, preset
 from sketchheal.model import (
     GMLPBlock, LmserCNNEncoder, LmserGMLPEncoder, LmserPix2Seq, SpatialGatingUnit, StrokeDecoder,
 )
-from sketchheal.model.pix2seq import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME
+from sketchheal.model.weights import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, load_release, save_release
 
 
 def tiny(**changes) -> ModelConfig:
@@ -202,10 +202,10 @@ def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = LmserPix2Seq(cfg).eval()
     batch = make_batch(cfg)
-    out_dir = model.save_pretrained(tmp_path / "rel", scale=12.5, max_seq_len=64, categories=["cat", "dog"],
-                                    extra={"step": 10})
+    out_dir = save_release(model, tmp_path / "rel", scale=12.5, max_seq_len=64, categories=["cat", "dog"],
+                           extra={"step": 10})
     assert (out_dir / WEIGHTS_NAME).is_file() and (out_dir / CONFIG_NAME).is_file()
-    loaded, meta = LmserPix2Seq.from_pretrained(out_dir)
+    loaded, meta = load_release(out_dir)
     assert not loaded.training
     assert meta["format_version"] == FORMAT_VERSION and meta["scale"] == 12.5 and meta["max_seq_len"] == 64
     assert meta["categories"] == ["cat", "dog"] and meta["extra"] == {"step": 10}
@@ -219,7 +219,7 @@ def test_save_load_round_trip(tmp_path):
 def test_release_errors(tmp_path):
     cfg = tiny()
     model = LmserPix2Seq(cfg)
-    d = model.save_pretrained(tmp_path / "rel", scale=1.0, max_seq_len=64, categories=["cat"])
+    d = save_release(model, tmp_path / "rel", scale=1.0, max_seq_len=64, categories=["cat"])
     config_path = d / CONFIG_NAME
     good = json.loads(config_path.read_text())
 
@@ -228,27 +228,27 @@ def test_release_errors(tmp_path):
 
     write({**good, "format_version": FORMAT_VERSION + 1})
     with pytest.raises(ValueError, match="newer sketchheal"):
-        LmserPix2Seq.from_pretrained(d)
+        load_release(d)
     write({**good, "model": {**good["model"], "wings": 2}})
     with pytest.raises(ValueError, match="wings"):
-        LmserPix2Seq.from_pretrained(d)
+        load_release(d)
     write({k: v for k, v in good.items() if k != "format_version"})
     with pytest.raises(ValueError, match="format_version"):
-        LmserPix2Seq.from_pretrained(d)
+        load_release(d)
     write({**good, "model": {**good["model"], "dec_hidden": 32}})
     with pytest.raises(ValueError, match=r"decoder\.lstm\.weight_hh_l0"):
-        LmserPix2Seq.from_pretrained(d)
+        load_release(d)
     write(good)
     (d / WEIGHTS_NAME).unlink()
     with pytest.raises(FileNotFoundError, match=WEIGHTS_NAME):
-        LmserPix2Seq.from_pretrained(d)
+        load_release(d)
     with pytest.raises(FileNotFoundError):
-        LmserPix2Seq.from_pretrained(tmp_path / "nowhere")
+        load_release(tmp_path / "nowhere")
 
     with torch.no_grad():
         model.decoder.fc_params.bias[0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        model.save_pretrained(tmp_path / "bad", scale=1.0, max_seq_len=64, categories=["cat"])
+        save_release(model, tmp_path / "bad", scale=1.0, max_seq_len=64, categories=["cat"])
     assert not (tmp_path / "bad" / WEIGHTS_NAME).exists()
 
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from sketchheal.config import preset
-from sketchheal.training.trainer import Trainer, load_checkpoint, train
+from sketchheal.model.weights import read_checkpoint as load_checkpoint
+from sketchheal.training.trainer import Trainer, train
 
 from conftest import make_sketch
 

@@ -114,9 +114,9 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
 
 
 def _load_release(path: Path) -> Healer:
-    from sketchheal.model.pix2seq import LmserPix2Seq
+    from sketchheal.model.weights import load_release
 
-    model, meta = LmserPix2Seq.from_pretrained(path)
+    model, meta = load_release(path)
     extra = meta.get("extra") or {}
     data = extra.get("data") if isinstance(extra.get("data"), dict) else {}
     mode = extra.get("render_mode") or data.get("render_mode") or "reference"
@@ -127,10 +127,10 @@ def _load_release(path: Path) -> Healer:
 
 def _load_checkpoint(path: Path) -> Healer:
     from sketchheal.config import Config
-    from sketchheal.model.pix2seq import LmserPix2Seq, load_state_dict_checked
-    from sketchheal.training.trainer import load_checkpoint
+    from sketchheal.model.pix2seq import LmserPix2Seq
+    from sketchheal.model.weights import load_state_dict_checked, read_checkpoint
 
-    ckpt = load_checkpoint(path)
+    ckpt = read_checkpoint(path)
     missing = [k for k in ("scale", "max_seq_len") if k not in ckpt]
     if missing:
         raise ValueError(f"{path}: training checkpoint lacks {missing}; re-save it with `sketchheal train`")

@@ -1,5 +1,5 @@
-"""Lmser-pix2seq model: gMLP / CNN Lmser encoders, the sketch-rnn stroke decoder and its mixture output (no I/O
-except the release-directory reader and writer on ``LmserPix2Seq``)."""
+"""Lmser-pix2seq model: gMLP / CNN Lmser encoders, the sketch-rnn stroke decoder and its mixture output (pure
+modules), and ``weights`` (release folders and checkpoints on disk: the only file access in ``sketchheal.model``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from sketchheal.model.decoder import StrokeDecoder
 from sketchheal.model.encoder import EncoderOutput, LmserCNNEncoder, LmserGMLPEncoder, build_encoder
 from sketchheal.model.gmlp import GMLPBlock, SpatialGatingUnit
 from sketchheal.model.mixture import kl_divergence, kl_loss, reconstruction_loss, sample_step, split_params
-from sketchheal.model.pix2seq import FORMAT_VERSION, SOS, LmserPix2Seq
+from sketchheal.model.pix2seq import SOS, LmserPix2Seq
+from sketchheal.model.weights import FORMAT_VERSION, load_release, save_release
 
 __all__ = [
     "EncoderOutput", "FORMAT_VERSION", "GMLPBlock", "LmserCNNEncoder", "LmserGMLPEncoder", "LmserPix2Seq", "SOS",
     "SpatialGatingUnit", "StrokeDecoder", "build_encoder", "kl_divergence", "kl_loss", "reconstruction_loss",
-    "sample_step", "split_params",
+    "load_release", "sample_step", "save_release", "split_params",
 ]

@@ -1,31 +1,23 @@
 """Lmser-pix2seq: an Lmser image encoder and a sketch-rnn stroke decoder, trained on corrupted -> complete sketches.
 
-Also the release-directory format (``model.safetensors`` + ``config.json``) that ``save_pretrained`` writes and
-``from_pretrained`` reads; that is the only file access in ``sketchheal.model``.
+A pure ``nn.Module``: reading and writing its weights (release folders, checkpoints) is ``sketchheal.model.weights``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sketchheal.config import ModelConfig, model_config_from_dict
+from sketchheal.config import ModelConfig
 from sketchheal.model.decoder import StrokeDecoder
 from sketchheal.model.encoder import EncoderOutput, build_encoder
 from sketchheal.model.gmlp import RESIDUAL_FORMS
 from sketchheal.model.mixture import kl_divergence, kl_loss, pen_cross_entropy, reconstruction_terms, split_params
 
-# Release directory layout. Bump FORMAT_VERSION when a change would make older readers misread a release.
-FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 SOS = (0.0, 0.0, 1.0, 0.0, 0.0)  # stroke-5 start-of-sketch row
 
 
@@ -91,31 +83,38 @@ class LmserPix2Seq(nn.Module):
         params, _ = self.decoder(inputs, z)
         return {"params": params, "mu": enc.mu, "logvar": enc.logvar, "recons": enc.recons, "z": z}
 
-    def compute_losses(self, out: dict[str, Any], batch: dict[str, torch.Tensor], train_cfg) -> dict[str, torch.Tensor]:
+    def compute_losses(self, out: dict[str, Any], batch: dict[str, torch.Tensor], *, image_loss_weight: float,
+                       pen_loss_weight: float, kl_weight: float, kl_min: float) -> dict[str, torch.Tensor]:
         """``loss = L_R (pen classes weighted) + image_loss_weight * L_img (+ kl_weight * max(KL, kl_min))``.
 
-        ``batch`` needs ``strokes (B, L+1, 5)``, ``length (B,)`` and ``clean (B, 1, N, N)`` (the uncorrupted image).
-        ``L_R``: sketch-rnn reconstruction loss (``mixture.reconstruction_loss``, fp32, log space); with
-        ``train_cfg.pen_loss_weight`` w != 1 the loss uses the class-weighted pen term while ``stroke`` still
-        reports the unweighted L_R (comparable across runs).
-        ``L_img = mean((recons[-1] - clean)^2)``: MSE of the final reconstruction only, as published.
-        ``kl`` is returned unfloored (for logging) whatever ``kl_weight`` is. All values are fp32 scalars.
+        ``out`` is :meth:`forward`'s; ``batch`` needs ``strokes (B, L+1, 5)``, ``length (B,)`` (real points per
+        sketch) and ``clean (B, 1, N, N)`` (the uncorrupted image). The weights are ``TrainConfig``'s fields of the
+        same names (the paper: 0.5, 1, 0, -). With ``pen_loss_weight`` w != 1 the loss uses the class-weighted pen
+        term while ``stroke`` still reports the unweighted L_R (comparable across runs). ``kl`` is returned
+        unfloored (for logging) whatever ``kl_weight`` is. All values are fp32 scalars.
+
+        The terms are those of the published system (docs: /work/shared/reference/LMSER_PIX2SEQ.md, "Losses"; the
+        reference numbers no equations, so they are named here as it names them).
         """
-        lengths = batch["length"] if "length" in batch else batch["lengths"]
-        offset, pen = reconstruction_terms(out["params"], batch["strokes"], lengths)
+        device = out["params"].device.type
+        # L_R = L_s + L_p (sketch-rnn's reconstruction loss): L_s the negative log-density of (dx, dy) under the
+        # bivariate Gaussian mixture over the real points, L_p the pen-state cross-entropy over all Nmax + 1 steps,
+        # both divided by (Nmax + 1) * batch; in log space (logsumexp), fp32.
+        offset, pen = reconstruction_terms(out["params"], batch["strokes"], batch["length"])
         stroke = offset + pen
-        w = float(getattr(train_cfg, "pen_loss_weight", 1.0))
-        if w == 1.0:
+        if pen_loss_weight == 1.0:
             fitted = stroke
-        else:
-            with torch.autocast(device_type=out["params"].device.type, enabled=False):
-                fitted = offset + pen_cross_entropy(split_params(out["params"])[-1], batch["strokes"], w)
-        with torch.autocast(device_type=out["params"].device.type, enabled=False):
+        else:  # L_p with the lift and end classes weighted by w (not in the paper)
+            with torch.autocast(device_type=device, enabled=False):
+                fitted = offset + pen_cross_entropy(split_params(out["params"])[-1], batch["strokes"], pen_loss_weight)
+        # L_img = mean((recons_T - clean)^2): MSE of the final Lmser loop's reconstruction only, as published.
+        with torch.autocast(device_type=device, enabled=False):
             image = F.mse_loss(out["recons"][-1].float(), batch["clean"].float())
         kl = kl_divergence(out["mu"], out["logvar"])
-        loss = fitted + train_cfg.image_loss_weight * image
-        if train_cfg.kl_weight > 0:
-            loss = loss + train_cfg.kl_weight * kl_loss(out["mu"], out["logvar"], train_cfg.kl_min)
+        # Total, as published: L_R + 0.5 L_img (image_loss_weight = 0.5) ...
+        loss = fitted + image_loss_weight * image
+        if kl_weight > 0:  # ... and no KL term; sketch-rnn's floored KL when asked for
+            loss = loss + kl_weight * kl_loss(out["mu"], out["logvar"], kl_min)
         return {"loss": loss, "stroke": stroke, "image": image, "kl": kl}
 
     def num_parameters(self) -> dict[str, int]:
@@ -123,125 +122,3 @@ class LmserPix2Seq(nn.Module):
         enc = sum(p.numel() for p in self.encoder.parameters())
         dec = sum(p.numel() for p in self.decoder.parameters())
         return {"encoder": enc, "decoder": dec, "total": enc + dec}
-
-    # ----------------------------------------------------------------------------------------------------------------
-    # Release directories
-
-    def save_pretrained(self, directory: str | Path, *, scale: float, max_seq_len: int, categories: list[str],
-                        extra: dict[str, Any] | None = None) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically); return the folder.
-
-        ``config.json``: ``format_version``, ``sketchheal_version``, ``model`` (ModelConfig fields), ``scale`` (the
-        offset normalisation), ``max_seq_len``, ``categories`` and ``extra`` (free-form JSON: training step, data,
-        licence). Refuses (``ValueError``) to write non-finite weights.
-        """
-        from safetensors.torch import save_file
-
-        from sketchheal.utils.version import __version__
-        from sketchheal.utils.fileio import atomic_path, atomic_write
-
-        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if bad:
-            raise ValueError(f"refusing to save a model with NaN/inf weights in {bad[:5]}"
-                             + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "sketchheal_version": __version__,
-            "model": dataclasses.asdict(self.config),
-            "scale": float(scale),
-            "max_seq_len": int(max_seq_len),
-            "categories": [str(c) for c in categories],
-            "extra": dict(extra or {}),
-        }
-        try:
-            text = json.dumps(meta, indent=2, sort_keys=True) + "\n"  # before writing anything
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"save_pretrained: extra must be JSON-serialisable ({e})") from e
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt", "sketchheal_format_version": str(FORMAT_VERSION)})
-        with atomic_write(directory / CONFIG_NAME, "w") as f:
-            f.write(text)
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path,
-                        device: str | torch.device | None = None) -> tuple["LmserPix2Seq", dict[str, Any]]:
-        """Load a release directory -> ``(model in eval mode, meta)``; ``meta`` is the parsed ``config.json``."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory}: no such model directory (expected {CONFIG_NAME} + {WEIGHTS_NAME})")
-        meta = read_release_config(directory / CONFIG_NAME)
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: missing; a release directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-        model = cls(meta["model_config"])
-        try:
-            state = load_file(str(weights), device="cpu")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"{weights}: not a readable safetensors file ({e})") from e
-        load_state_dict_checked(model, state, source=str(weights))
-        del meta["model_config"]
-        if device is not None:
-            model.to(device)
-        return model.eval(), meta
-
-
-def read_release_config(path: Path) -> dict[str, Any]:
-    """Parse and check a release ``config.json``; adds ``model_config`` (a ModelConfig) to the returned dict."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; a release directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError(f"{path}: no integer 'format_version'; is this a sketchheal release directory?")
-    if version > FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {version} was written by a newer sketchheal "
-                         f"({meta.get('sketchheal_version', '?')}); this version reads up to {FORMAT_VERSION}. "
-                         "Upgrade sketchheal.")
-    if version < 1:
-        raise ValueError(f"{path}: unknown format_version {version}")
-    missing = [k for k in ("model", "scale", "max_seq_len", "categories") if k not in meta]
-    if missing:
-        raise ValueError(f"{path}: missing field(s) {missing}")
-    if not isinstance(meta["model"], dict):
-        raise ValueError(f"{path}: 'model' must be an object of ModelConfig fields")
-    try:
-        cfg = model_config_from_dict(meta["model"])
-        check_model_config(cfg)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: bad model config: {e}") from e
-    meta["model_config"] = cfg
-    meta.setdefault("extra", {})
-    return meta
-
-
-def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
-    """``model.load_state_dict(state)`` with one error that lists every missing, unexpected and mis-shaped key."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                    for k in set(own) & set(state) if state[k].shape != own[k].shape)
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected}")
-        if shapes:
-            parts.append(f"shape mismatches [{'; '.join(shapes)}]")
-        raise ValueError(f"{source}: weights do not fit the model config: " + ", ".join(parts))
-    model.load_state_dict(state, strict=True)

@@ -44,6 +44,7 @@ from sketchheal.utils.version import __version__
 from sketchheal.data.dataset import fork_safe_opencv
 from sketchheal.utils.devices import pick_device
 from sketchheal.utils.fileio import atomic_path, atomic_write
+from sketchheal.model.weights import read_torch_file
 
 CHECKPOINT_NAME = "classifier.pt"
 REPORT_NAME = "classifier.json"
@@ -175,7 +176,7 @@ def _checkpoint_file(path: str | os.PathLike) -> Path:
 def load_classifier(path: str | os.PathLike, device: str | torch.device | None = None) -> Classifier:
     """Load a checkpoint written by ``train_classifier`` (the file, or the folder holding ``classifier.pt``)."""
     file = _checkpoint_file(path)
-    ckpt = torch.load(file, map_location="cpu", weights_only=False)
+    ckpt = read_torch_file(file)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{file}: not a sketchheal classifier checkpoint (written by `sketchheal train-classifier`)")
     cfg = ClassifierConfig(**ckpt["config"])
@@ -398,7 +399,7 @@ def train_classifier(
     meta = {
         "format": FORMAT,
         "version": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: TorchVersion would need an allow-list to load
         "config": dataclasses.asdict(cfg),
         "categories": categories,
         "data_paths": paths,

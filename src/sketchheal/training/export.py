@@ -1,7 +1,7 @@
 """Release directories from training checkpoints (``sketchheal export``) and from the published Lmser-pix2seq weights
 (``sketchheal import-reference``).
 
-A release directory is what ``LmserPix2Seq.save_pretrained`` writes: ``model.safetensors`` + ``config.json``.
+A release directory is what ``sketchheal.model.weights.save_release`` writes: ``model.safetensors`` + ``config.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from sketchheal.config import PAPER_CATEGORIES, Config, ModelConfig
-from sketchheal.model.pix2seq import LmserPix2Seq, load_state_dict_checked
+from sketchheal.model.pix2seq import LmserPix2Seq
+from sketchheal.model.weights import load_state_dict_checked, read_torch_file, save_release, strip_wrapper_prefixes
 
 # The published code hard-codes this normalisation scale at test time (std of the paper's 17 training sets).
 REFERENCE_SCALE = 44.18034
@@ -54,10 +55,7 @@ def _load_reference_state(path: Path, what: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (the published {what} weights, e.g. "
                                 f"{what}RNN_epoch_150000.pth)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types (pickle, zip, runtime) for a file it cannot read
-        raise ValueError(f"{path}: not a torch state dict readable with weights_only=True ({e})") from e
+    state = read_torch_file(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict (name -> tensor) of the published {what}")
     if state and all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
@@ -155,17 +153,9 @@ def import_reference(encoder_path: str | Path, decoder_path: str | Path, out_dir
         "decoder_file": decoder_path.name,
         "data": "QuickDraw (CC BY 4.0), sketch-rnn .npz",
     }
-    model.save_pretrained(out_dir, scale=scale, max_seq_len=max_seq_len, categories=list(categories),
-                          extra={**info, **(extra or {})})
+    save_release(model, out_dir, scale=scale, max_seq_len=max_seq_len, categories=list(categories),
+                 extra={**info, **(extra or {})})
     return model
-
-
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop wrapper prefixes (DDP ``module.``, torch.compile ``_orig_mod.``) shared by every key."""
-    for prefix in ("module.", "_orig_mod."):
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
 
 
 def training_lineage(ckpt: dict[str, Any], *, max_depth: int = 32) -> list[dict[str, Any]]:
@@ -187,8 +177,7 @@ def training_lineage(ckpt: dict[str, Any], *, max_depth: int = 32) -> list[dict[
                 extra = meta.get("extra") or {}
                 step, parent = extra.get("step"), (extra.get("train") or {}).get("init_from") or ""
             else:
-                src = torch.load(path / "ckpt_last.pt" if path.is_dir() else path, map_location="cpu",
-                                 weights_only=False)
+                src = read_torch_file(path / "ckpt_last.pt" if path.is_dir() else path)
                 step = src.get("step")
                 parent = ((src.get("config") or {}).get("train") or {}).get("init_from") or ""
         except (OSError, ValueError, RuntimeError, AttributeError, TypeError):
@@ -204,10 +193,7 @@ def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, *,
     path = Path(checkpoint_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # pickle, zip and runtime errors all mean "not a checkpoint"
-        raise ValueError(f"{path}: not a torch checkpoint ({e})") from e
+    ckpt = read_torch_file(path)
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path}: not a sketchheal training checkpoint (a dict with keys {list(CHECKPOINT_KEYS)})")
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
@@ -219,7 +205,7 @@ def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, *,
     except (TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{path}: bad config in checkpoint: {e}") from e
     model = LmserPix2Seq(cfg.model)
-    load_state_dict_checked(model, _strip_prefixes(dict(ckpt["model"])), source=str(path))
+    load_state_dict_checked(model, strip_wrapper_prefixes(dict(ckpt["model"])), source=str(path))
     lineage = training_lineage(ckpt)
     known = all(link["step"] is not None for link in lineage)
     info = {
@@ -232,8 +218,8 @@ def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, *,
         "data": cfg.to_dict()["data"],
         "train": cfg.to_dict()["train"],
     }
-    model.save_pretrained(out_dir, scale=float(ckpt["scale"]), max_seq_len=int(ckpt["max_seq_len"]),
-                          categories=list(ckpt["categories"]), extra={**info, **(extra or {})})
+    save_release(model, out_dir, scale=float(ckpt["scale"]), max_seq_len=int(ckpt["max_seq_len"]),
+                 categories=list(ckpt["categories"]), extra={**info, **(extra or {})})
     return model.eval()
 
 
