@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -15,12 +17,14 @@ import numpy as np
 import pytest
 import torch
 
+from sketchheal.cli import demo as demo_cli
 from sketchheal.cli import main as cli
 from sketchheal.demo import app as demo
-from sketchheal.demo.app import (DemoResult, OutputFolders, canvas_to_image, canvas_unchanged, example_canvas,
-                             has_ink, heal_sketch, list_examples, results_html)
+from sketchheal.demo import logic
+from sketchheal.demo.logic import (DemoResult, OutputFolders, canvas_to_image, canvas_unchanged, example_canvas,
+                                   has_ink, heal_sketch, list_examples, results_html)
 
-CANVAS = demo.CANVAS_SIZE
+CANVAS = logic.CANVAS_SIZE
 
 
 def make_tiny_model(out_dir: Path, max_seq_len: int = 64) -> Path:
@@ -130,7 +134,7 @@ def test_list_examples_keeps_images_and_vector_files_sorted(examples: Path):
 
 def test_bundled_examples_load_into_the_canvas():
     for path in list_examples():  # none yet is fine too
-        assert path.parent == demo.EXAMPLES_DIR
+        assert path.parent == logic.EXAMPLES_DIR
         pic = example_canvas(path)
         assert pic.shape == (CANVAS, CANVAS, 4) and has_ink(pic[..., 0]), path
 
@@ -164,7 +168,7 @@ def test_heal_sketch_returns_svg_markup_and_files(healer, tmp_path: Path):
     assert res.svg_paths[0].read_text() == res.svgs[0]
     png = cv2.imread(str(res.png_paths[0]), cv2.IMREAD_UNCHANGED)
     assert png is not None and png.ndim == 2 and png.min() == 0
-    assert res.input_image.shape == (demo.RESULT_SIZE, demo.RESULT_SIZE) and res.input_image.dtype == np.uint8
+    assert res.input_image.shape == (logic.RESULT_SIZE, logic.RESULT_SIZE) and res.input_image.dtype == np.uint8
     assert res.files == res.svg_paths + res.png_paths
 
 
@@ -246,7 +250,8 @@ def test_output_folders_are_fresh_and_pruned(tmp_path: Path):
 
 
 def test_importing_demo_does_not_import_gradio():
-    code = "import sys, sketchheal.demo.app, sketchheal.cli.main; sketchheal.cli.main.build_parser(); print('gradio' in sys.modules)"
+    code = ("import sys, sketchheal.demo.app, sketchheal.demo.logic, sketchheal.cli.demo, sketchheal.cli.main; "
+            "sketchheal.cli.main.build_parser(); print('gradio' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -258,7 +263,7 @@ def test_configure_offline_switches_off_analytics(monkeypatch):
 
 
 def test_demo_command_without_gradio_says_what_to_install(monkeypatch, capsys):
-    monkeypatch.setattr(demo, "gradio_available", lambda: False)
+    monkeypatch.setattr(demo_cli, "gradio_available", lambda: False)
     assert cli.main(["demo"]) == 1
     assert "pip install 'sketchheal[demo]'" in capsys.readouterr().err
 
@@ -282,7 +287,7 @@ def test_page_is_built_offline_with_the_brush_ready(healer, examples: Path, tmp_
     assert isinstance(app, gr.Blocks) and app.analytics_enabled is False
     pads = [b for b in app.blocks.values() if isinstance(b, gr.Sketchpad)]
     assert len(pads) == 1 and pads[0].elem_id == demo.CANVAS_ID
-    assert pads[0].brush.default_color == "#000000" and pads[0].brush.default_size == demo.BRUSH_RADIUS
+    assert pads[0].brush.default_color == "#000000" and pads[0].brush.default_size == logic.BRUSH_RADIUS
     drop = next(b for b in app.blocks.values() if isinstance(b, gr.Dropdown))
     assert [c[0] for c in drop.choices] == ["a_drawing.png", "b_sheep.npz"] and drop.visible
     assert demo.CANVAS_ID in demo.SELECT_BRUSH_JS
@@ -340,3 +345,84 @@ def _wait_for_page(url: str, proc: subprocess.Popen, timeout: float) -> str:
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"the demo did not answer on {url} within {timeout} s")
+
+
+# ------------------------------------------------------------------------------------------- limits and clean-up
+
+
+def test_a_canvas_picture_over_the_pixel_limit_is_refused(healer, tmp_path: Path):
+    side = int(logic.MAX_CANVAS_PIXELS ** 0.5)
+    big = np.zeros((side + 1, side), np.uint8)
+    with pytest.raises(ValueError, match="too large"):
+        canvas_to_image(big)
+    with pytest.raises(ValueError, match="too large"):
+        heal_sketch({"composite": big}, healer=healer, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="too large"):
+        canvas_to_image({"background": big, "layers": [], "composite": None})
+
+
+def _upload(base_url: str, nbytes: int) -> int:
+    """POST one file of ``nbytes`` to the page's upload route; the HTTP status."""
+    boundary = "sketchheal-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + b"\0" * nbytes + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(base_url + "gradio_api/upload", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_uploads_over_the_limit_are_refused(healer, tmp_path: Path):
+    pytest.importorskip("gradio")
+    app = demo.build_app(healer, outputs=OutputFolders(tmp_path / "o"), examples_dir=tmp_path / "none")
+    port = _free_port()
+    demo.serve(app, "127.0.0.1", port, block=False)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        assert _upload(url, 1000) == 200
+        assert _upload(url, logic.MAX_UPLOAD_MB * 1024 * 1024 + 1) == 413
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_demo_port_out_of_range_is_a_one_line_error(port, capsys):
+    assert cli.main(["demo", "--port", port]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "port must be between 1 and 65535" in err and "Traceback" not in err
+
+
+def test_launch_demo_checks_the_port_before_anything_else():
+    with pytest.raises(ValueError, match="between 1 and 65535"):
+        demo.launch_demo(port=99999, block=False)
+    with pytest.raises(ValueError, match="between 1 and 65535"):
+        demo.check_port("http")
+
+
+def test_sigterm_stops_the_demo_and_removes_its_folders(tmp_path: Path):
+    pytest.importorskip("gradio")
+    model = make_tiny_model(tmp_path / "tiny")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env.update(TMPDIR=str(tmp))  # where the demo's temporary folders go
+    proc = subprocess.Popen([sys.executable, "-m", "sketchheal.cli.main", "demo", "--checkpoint", str(model),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        _wait_for_page(url, proc, timeout=90)
+        assert _upload(url, 1000) == 200  # a file in Gradio's upload cache
+        sessions = list(tmp.glob("sketchheal-demo-*"))
+        assert len(sessions) == 1 and any(p.is_file() for p in sessions[0].rglob("*")), list(tmp.rglob("*"))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not list(tmp.glob("sketchheal-demo-*")), proc.stdout.read()

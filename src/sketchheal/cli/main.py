@@ -22,7 +22,7 @@ COMMAND_MODULES = (
     "sketchheal.inference.heal",        # heal
     "sketchheal.evaluation.protocol",    # evaluate
     "sketchheal.training.classifier",  # train-classifier
-    "sketchheal.demo.app",        # demo
+    "sketchheal.cli.demo",               # demo
 )
 
 

@@ -1,0 +1,318 @@
+"""The demo's work, as plain functions that need no browser and no Gradio (the page is ``sketchheal.demo.app``).
+
+- :func:`heal_sketch`: a canvas value (``gr.Sketchpad``'s dict with ``composite``, or an image array) and the
+  page's settings -> :class:`DemoResult` (the healed SVG markup, SVG / PNG files, the model's input image).
+- :func:`canvas_to_image` / :func:`has_ink`: what is on the canvas, as a grey picture.
+- :func:`list_examples` / :func:`example_strokes` / :func:`example_canvas`: the shipped examples and their pictures.
+- :class:`OutputFolders`: a fresh folder for each press of Heal, pruned, removed when the server stops.
+
+Limits on what a visitor can send: an upload is at most ``MAX_UPLOAD_MB`` (enforced by the server, see
+``sketchheal.demo.app.serve``) and a canvas picture at most ``MAX_CANVAS_PIXELS`` (checked here).
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from sketchheal.inference.candidates import DEFAULT_CANDIDATES
+from sketchheal.inference.heal import Healer, HealResult, heal, read_sketches
+from sketchheal.sketch.image import load_image
+from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES
+from sketchheal.sketch.viz import draw_strokes, model_image_to_u8
+from sketchheal.utils.paths import EXAMPLES_DIR
+
+__all__ = ["DemoResult", "OutputFolders", "heal_sketch", "canvas_to_image", "has_ink", "list_examples",
+           "example_strokes", "example_canvas", "canvas_unchanged", "results_html", "CANVAS_SIZE", "RESULT_SIZE",
+           "MAX_UPLOAD_MB", "MAX_CANVAS_PIXELS"]
+
+# Side of the square drawing canvas, in canvas pixels.
+CANVAS_SIZE = 512
+# Brush radius in canvas pixels: a ~8 px pen on the 512-px canvas (the model redraws every input with its own
+# line width, so this only has to look right).
+BRUSH_RADIUS = 4
+# Side of each healed SVG / PNG and of the picture of the model's input.
+RESULT_SIZE = 256
+MAX_SAMPLES = 8
+# Most candidates per sample (best of K by ink agreement with the input, sketchheal.inference.candidates).
+MAX_CANDIDATES = 16
+# Largest file a visitor may upload (the server refuses bigger ones with HTTP 413 before reading them).
+MAX_UPLOAD_MB = 10
+# Largest canvas picture healed (width x height); the model sees 128 x 128 px, a phone photo is ~12 M.
+MAX_CANVAS_PIXELS = 4096 * 4096
+# A loaded vector example counts as unchanged (and is healed from its strokes) while at most this fraction of the
+# canvas pixels differ from its picture by more than DIFF_LEVEL grey levels.
+UNCHANGED_FRACTION = 1e-4
+DIFF_LEVEL = 96
+# Per-call output folders kept on disk (older ones are removed).
+KEEP_OUTPUTS = 64
+
+
+@dataclass
+class DemoResult:
+    """What one press of Heal produces.
+
+    html: markup showing every healed sample as an inline SVG (for ``gr.HTML``).
+    svgs: the SVG documents, one per sample.
+    svg_paths / png_paths: the same drawings written as files (for download), one per sample.
+    input_image: ``(N, N) uint8`` black-on-white picture of what the model saw (after masking).
+    source: "canvas" (the drawing was healed as an image) or the example file healed from its strokes.
+    points: the number of points of each healed sample (0 when the model ended the sketch at once).
+    """
+
+    html: str
+    svgs: list[str]
+    svg_paths: list[Path]
+    png_paths: list[Path]
+    input_image: np.ndarray
+    source: str = "canvas"
+    points: list[int] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Path]:
+        """All downloadable files: the SVGs, then the PNGs."""
+        return [*self.svg_paths, *self.png_paths]
+
+
+# ============================================================================================== canvas values
+
+
+def canvas_to_image(value: Any) -> np.ndarray | None:
+    """A canvas value -> ``(H, W) uint8`` grey picture (white paper 255), or None when there is nothing drawn.
+
+    ``value``: ``gr.Sketchpad``'s dict (``composite``, else ``background`` + ``layers``) or an image array
+    ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (uint8, or floats in [0, 1]). Transparent pixels count as
+    white paper, whatever colour they hold. Raises ``ValueError`` for a bad shape or a picture larger than
+    ``MAX_CANVAS_PIXELS``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        image = value.get("composite")
+        if image is None:
+            image = _flatten(value.get("background"), value.get("layers") or [])
+        if image is None:
+            return None
+    else:
+        image = value
+    return _to_gray(np.asarray(image))
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    if len(shape) >= 2 and shape[0] * shape[1] > MAX_CANVAS_PIXELS:
+        raise ValueError(f"the picture is too large to heal: {shape[1]} x {shape[0]} pixels, at most "
+                         f"{MAX_CANVAS_PIXELS / 1e6:.1f} million (the model sees 128 x 128)")
+
+
+def _flatten(background: Any, layers: list[Any]) -> np.ndarray | None:
+    """Composite RGBA ``layers`` over ``background`` (both optional) onto white paper."""
+    parts = [np.asarray(p) for p in [background, *layers] if p is not None]
+    if not parts:
+        return None
+    h, w = parts[0].shape[:2]
+    _check_size(parts[0].shape)
+    out = np.full((h, w), 255.0, np.float32)
+    for p in parts:
+        if p.shape[:2] != (h, w):
+            continue
+        rgba = _as_rgba(p)
+        alpha = rgba[..., 3] / 255.0
+        out = out * (1 - alpha) + _luma(rgba[..., :3]) * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _as_rgba(a: np.ndarray) -> np.ndarray:
+    """Any ``(H, W[, C])`` image -> ``(H, W, 4) float32`` in 0..255."""
+    a = a.astype(np.float32)
+    if a.size and a.max() <= 1.0:
+        a = a * 255.0
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    if a.shape[2] == 3:
+        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255.0, np.float32)], axis=2)
+    if a.ndim != 3 or a.shape[2] != 4:
+        raise ValueError(f"a canvas image must have shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    return a
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise ValueError(f"a canvas image must have shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    _check_size(image.shape)
+    rgba = _as_rgba(image)
+    alpha = rgba[..., 3] / 255.0
+    gray = 255.0 * (1 - alpha) + _luma(rgba[..., :3]) * alpha
+    return np.clip(gray + 0.5, 0, 255).astype(np.uint8)
+
+
+def has_ink(gray: np.ndarray | None) -> bool:
+    """Whether a grey picture (white paper 255) holds any dark mark."""
+    return gray is not None and bool((gray < 128).any())
+
+
+# ============================================================================================== examples
+
+
+def list_examples(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The example sketches shipped with the package (images and vector files), sorted; [] when there are none."""
+    folder = Path(folder) if folder is not None else EXAMPLES_DIR
+    if not folder.is_dir():
+        return []
+    kinds = SKETCH_SUFFIXES + IMAGE_SUFFIXES
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in kinds)
+
+
+def example_strokes(path: str | os.PathLike) -> np.ndarray | None:
+    """The first sketch (stroke-3) of a vector example file, or None for an image file."""
+    path = Path(path)
+    if path.suffix.lower() not in SKETCH_SUFFIXES:
+        return None
+    return read_sketches(path, limit=1)[0]
+
+
+def example_canvas(path: str | os.PathLike, size: int = CANVAS_SIZE) -> np.ndarray:
+    """The picture of an example for the canvas: ``(size, size, 4) uint8`` RGBA, black ink on opaque white.
+
+    Vector examples are drawn (fitted with a 5 % margin, a ~8 px pen at 512); images are scaled to fit and centred.
+    """
+    strokes = example_strokes(path)
+    if strokes is not None:
+        gray = draw_strokes(strokes, size, line_width=max(1, 2 * BRUSH_RADIUS * size // CANVAS_SIZE))
+    else:
+        gray = _letterbox(np.clip(load_image(path) * 255 + 0.5, 0, 255).astype(np.uint8), size)
+    return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
+
+
+def _letterbox(gray: np.ndarray, size: int) -> np.ndarray:
+    """Scale a grey picture to fit ``size`` x ``size`` (aspect kept) and centre it on white."""
+    h, w = gray.shape
+    s = size / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(gray, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out = np.full((size, size), 255, np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y:y + nh, x:x + nw] = small
+    return out
+
+
+def canvas_unchanged(gray: np.ndarray, example: str | os.PathLike) -> bool:
+    """Whether the canvas still shows the vector example ``example`` as loaded (so it can be healed from its
+    strokes, with the published patch candidates)."""
+    if example_strokes(example) is None:
+        return False
+    h, w = gray.shape
+    ref = example_canvas(example, CANVAS_SIZE)[..., 0]
+    if (h, w) != ref.shape:
+        ref = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
+    differ = np.abs(gray.astype(np.int16) - ref.astype(np.int16)) > DIFF_LEVEL
+    return float(differ.mean()) <= UNCHANGED_FRACTION
+
+
+# ============================================================================================== healing
+
+
+def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask: float = 0.0, seed: int = 0,
+                temperature: float = 0.1, samples: int = 1, example: str | os.PathLike | None = None,
+                size: int = RESULT_SIZE, candidates: int = DEFAULT_CANDIDATES) -> DemoResult:
+    """Heal what is on the canvas; write each sample as SVG and PNG into ``out_dir``.
+
+    ``value``: a canvas value (see :func:`canvas_to_image`). ``mask``: patch-erase probability ``p`` (0 = heal the
+    drawing as it is). ``example``: the vector example last loaded into the canvas; while the canvas still shows it
+    unchanged (and it is not longer than the model's ``max_seq_len``), it is healed from its strokes (published
+    rendering and patch candidates), else the picture on the canvas is. ``candidates``: best of K per sample
+    (``sketchheal.heal``'s ``candidates``).
+    Raises ``ValueError`` when the canvas is empty or too large, or the settings are out of range.
+    """
+    samples = int(samples)
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise ValueError(f"samples must be between 1 and {MAX_SAMPLES}, got {samples}")
+    candidates = int(candidates)
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise ValueError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
+    if not 0.0 <= float(mask) <= 1.0:
+        raise ValueError(f"the masking probability p must be in [0, 1], got {mask}")
+    gray = canvas_to_image(value)
+    if not has_ink(gray):
+        raise ValueError("the canvas is empty: draw a sketch (or pick an example) first")
+    source = "canvas"
+    inputs: np.ndarray = gray
+    if example is not None and canvas_unchanged(gray, example):
+        strokes = example_strokes(example)
+        if strokes is not None and len(strokes) <= healer.max_seq_len:  # else heal its picture
+            inputs, source = strokes, str(example)
+    result = heal([inputs], model=healer, mask=float(mask) or None, seed=int(seed), temperature=float(temperature),
+                  samples=samples, candidates=candidates)[0]
+    return _package(result, Path(out_dir), source, size)
+
+
+def _package(result: HealResult, out_dir: Path, source: str, size: int) -> DemoResult:
+    """Write the samples of ``result`` as ``healed[_sK].svg/.png`` and build the page's markup."""
+    paths = result.save(out_dir, "healed", formats=("svg", "png"))
+    svg_paths = [p for p in paths if p.suffix == ".svg"]
+    png_paths = [p for p in paths if p.suffix == ".png"]
+    svgs = [result.to_svg(k, size=size) for k in range(len(result.healed))]
+    points = [len(s) for s in result.healed]
+    return DemoResult(html=results_html(svgs, points), svgs=svgs, svg_paths=svg_paths, png_paths=png_paths,
+                      input_image=model_image_to_u8(result.input_image, size), source=source, points=points)
+
+
+def results_html(svgs: list[str], points: list[int]) -> str:
+    """Markup that shows each SVG inline with a caption (sample number, strokes, points)."""
+    figures = []
+    for k, (svg, n) in enumerate(zip(svgs, points)):
+        strokes = svg.count("<path")
+        what = f"{strokes} stroke{'s' if strokes != 1 else ''}, {n} points" if n else "empty: the model stopped at once"
+        figures.append(f'<figure class="sh-sample" data-sample="{k}">{svg}'
+                       f"<figcaption>sample {k + 1}: {html.escape(what)}</figcaption></figure>")
+    return f'<div class="sh-results">{"".join(figures)}</div>'
+
+
+# ============================================================================================== output folders
+
+
+class OutputFolders:
+    """Fresh folders for each press of Heal under one root, pruned to the newest ``keep``.
+
+    Without ``root`` the folders go under a new temporary directory, removed by :meth:`cleanup` and at interpreter
+    exit (``sketchheal.demo.app.launch_demo`` also turns SIGTERM into a normal exit, so a stopped server leaves
+    nothing behind). A given ``root`` belongs to the caller and is never removed.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, keep: int = KEEP_OUTPUTS) -> None:
+        self.owned = root is None
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="sketchheal-demo-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self.count = 0
+        if self.owned:
+            atexit.register(self.cleanup)
+
+    def new(self) -> Path:
+        self.count += 1
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{self.count:06d}-", dir=self.root))
+        old = sorted(p for p in self.root.iterdir() if p.is_dir())[:-self.keep]
+        for p in old:
+            shutil.rmtree(p, ignore_errors=True)
+        return path
+
+    def cleanup(self) -> None:
+        """Remove the temporary root (only one this object created); safe to call more than once."""
+        if self.owned:
+            shutil.rmtree(self.root, ignore_errors=True)
