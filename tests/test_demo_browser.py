@@ -57,7 +57,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def demo_server(model: str | Path | None, examples: str | Path | None) -> Iterator[str]:
     """Serve the demo page in background threads of this process; yields its URL."""
-    from sketchheal.demo.app import OutputFolders, build_app, serve
+    from sketchheal.demo.app import build_app, serve
+    from sketchheal.demo.logic import OutputFolders
     from sketchheal.inference.heal import load_model
 
     with tempfile.TemporaryDirectory(prefix="sketchheal-demo-test-") as out:
@@ -100,7 +101,7 @@ def canvas_frame(page) -> tuple[float, float, float]:
     zoom = page.locator("#sketchheal-canvas .zoom-number span")
     if zoom.count():
         with contextlib.suppress(ValueError):
-            from sketchheal.demo.app import CANVAS_SIZE
+            from sketchheal.demo.logic import CANVAS_SIZE
 
             side = min(side, CANVAS_SIZE * float(zoom.first.inner_text().strip().rstrip("%")) / 100)
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, side / 2
