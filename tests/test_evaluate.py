@@ -3,6 +3,7 @@ classifier, reproducible masks, side-by-side tables, CLI; plus the small pure he
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -11,12 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal.config import PAPER_CATEGORIES, preset
-from sketchheal.evaluation.protocol import (
-    MASK_FILE, STABILITY_TESTS, code_stability, decoder_check, evaluate, first_per_category, grid_image, mask_label, model_names, parse_masks, sample_key,
-)
+from sketchheal.cli.evaluate import config_from_args, register
+from sketchheal.config import PAPER_CATEGORIES, EvalConfig, preset
+from sketchheal.evaluation.diagnostics import STABILITY_TESTS, code_stability, decoder_check
+from sketchheal.evaluation.evalset import MASK_FILE, first_per_category, mask_label, model_names, parse_masks, sample_key
+from sketchheal.evaluation.protocol import evaluate
+from sketchheal.evaluation.report import Column, grid_image, json_safe, results_markdown, table, write_json
 from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.model.weights import save_release
+from sketchheal.sketch.strokes import rotate, stretch
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -61,11 +65,22 @@ def fractions(results: dict) -> list[float]:
     return out
 
 
+def _no_constant(name: str):
+    raise AssertionError(f"non-standard JSON constant {name}")
+
+
+def strict_json(path: Path):
+    """The content of a JSON file that must be strict JSON (no NaN / Infinity)."""
+    return json.loads(path.read_text(), parse_constant=_no_constant)
+
+
 def assert_outputs(out: Path, results: dict, n_models: int, masks: tuple[float, ...]) -> None:
     for name in ("results.json", "results.md", "per_category.json", "per_category.md", MASK_FILE):
         assert (out / name).is_file(), name
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temp files left behind
-    on_disk = json.loads((out / "results.json").read_text())
+    on_disk = strict_json(out / "results.json")
+    strict_json(out / "per_category.json")
+    assert on_disk == results  # what evaluate() returns is what it wrote
     assert on_disk["settings"]["temperature"] == 0.01 and on_disk["settings"]["seed"] == 0
     assert on_disk["versions"]["sketchheal"] and on_disk["versions"]["torch"]
     assert len(results["models"]) == n_models
@@ -276,3 +291,94 @@ def test_best_of_candidates_is_recorded_and_one_candidate_is_the_protocol(models
     assert four["models"][0]["results"][0]["no_healing"] == plain["models"][0]["results"][0]["no_healing"]
     with pytest.raises(ValueError, match="candidates"):
         evaluate([gmlp], [sheep_npz], out_dir=tmp_path / "d", candidates=2, greedy=True, **kw)
+
+
+def test_results_json_is_strict_json(tmp_path):
+    """NaN / Infinity (e.g. a metric over no sketches) are written as null, never as non-standard JSON."""
+    obj = {"a": float("nan"), "b": [float("inf"), -float("inf"), 0.5], "c": np.float32("nan"), "d": np.int64(3),
+           "e": (np.float64(0.25), True), "f": {"g": None, "h": "text"}}
+    write_json(tmp_path / "r.json", obj)
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    expected = {"a": None, "b": [None, None, 0.5], "c": None, "d": 3, "e": [0.25, True], "f": {"g": None, "h": "text"}}
+    assert strict_json(tmp_path / "r.json") == expected == json_safe(obj)
+
+
+def test_eval_config_checks_every_field_before_anything_is_loaded(models, sheep_npz, tmp_path):
+    EvalConfig().validate()
+    bad = {"split": "", "masks": [], "temperature": 0.0, "seed": -1, "candidates": 0, "classifier": None,
+           "max_per_category": 0, "mask_table": 3, "batch_size": 0, "device": "gpu", "num_workers": -1,
+           "grid_count": -1, "greedy": "yes"}
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=f"eval.{name}"):
+            EvalConfig(**{name: value}).validate()
+    with pytest.raises(ValueError, match="eval.masks"):
+        EvalConfig(masks=[0.1, 1.5]).validate()
+    with pytest.raises(ValueError, match="eval.candidates"):
+        EvalConfig(greedy=True, candidates=2).validate()
+    EvalConfig(greedy=True, temperature=0.0, device="cuda:1", max_per_category=3, num_workers=0).validate()
+    # Checked before any model is loaded: a bad setting is reported even for a model that does not exist.
+    with pytest.raises(ValueError, match="eval.temperature"):
+        evaluate([tmp_path / "missing"], [sheep_npz], out_dir=tmp_path / "o", temperature=-1.0)
+    with pytest.raises(FileNotFoundError, match="mask table"):
+        evaluate([tmp_path / "missing"], [sheep_npz], out_dir=tmp_path / "o", mask_table=tmp_path / "none.npy")
+    with pytest.raises(TypeError, match="bogus"):
+        evaluate([models[0]], [sheep_npz], out_dir=tmp_path / "o", bogus=1)
+    assert not (tmp_path / "o").exists()
+    # A config and keyword overrides; grid_count 0 writes no pictures.
+    cfg = EvalConfig(masks=[0.5], max_per_category=3, batch_size=3, device="cpu", num_workers=0, grid_count=5)
+    res = evaluate([models[0]], [sheep_npz], cfg, out_dir=tmp_path / "g", grid_count=0, progress=False)
+    assert res["settings"]["grid_count"] == 0 and res["models"][0]["grids"] == []
+    assert not (tmp_path / "g" / "grids").exists() and cfg.grid_count == 5  # the caller's config is not changed
+
+
+def test_cli_flags_build_the_eval_config():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    defaults = config_from_args(parser.parse_args(["evaluate", "--checkpoint", "m", "--data", "d.npz", "-o", "o"]))
+    assert defaults == EvalConfig()
+    args = parser.parse_args([
+        "evaluate", "--checkpoint", "a", "--checkpoint", "b", "--data", "x.npz", "y.npz", "-o", "out",
+        "--split", "valid", "--masks", "0.5,0.1", "--temperature", "0.2", "--greedy", "--candidates", "1",
+        "--seed", "3", "--classifier", "clf", "--max-per-category", "7", "--mask-table", "m.npy",
+        "--batch-size", "9", "--device", "cpu", "--workers", "2", "--grid-count", "4", "--no-progress"])
+    assert args.checkpoint == ["a", "b"] and args.data == ["x.npz", "y.npz"] and args.no_progress
+    assert config_from_args(args) == EvalConfig(
+        split="valid", masks=[0.1, 0.5], temperature=0.2, greedy=True, candidates=1, seed=3, classifier="clf",
+        max_per_category=7, mask_table="m.npy", batch_size=9, device="cpu", num_workers=2, grid_count=4)
+    with pytest.raises(ValueError, match="eval.batch_size"):
+        config_from_args(parser.parse_args(["evaluate", "--checkpoint", "m", "--data", "d", "-o", "o",
+                                            "--batch-size", "0"]))
+
+
+def test_report_tables_are_column_lists():
+    """A column is one line; a value missing from a row (an older results.json) is written as a dash."""
+    columns = [Column("name", "name", str), Column("recall", "healing.recall"), Column("n", ("a.b",), str)]
+    assert table(columns, [{"name": "x", "healing": {"recall": 0.5}, "a.b": 3}, {"name": "y"}]) == [
+        "| name | recall | n |", "|---|---|---|", "| x | 50.00 | 3 |", "| y | – | – |"]
+    row = {"mask": 0.3, "erased_fraction": 0.3, "healed": {"healed_to_original": {"top1": 0.5}, "accuracy": None},
+           "no_healing": {}, "healed_sketches": {"empty": 0, "mean_points": 12.0}}
+    results = {"settings": {"masks": [0.3], "temperature": 0.01, "greedy": False, "seed": 0},
+               "data": {"split": "test", "n_per_category": {"a": 2}, "n_sketches": 2, "max_seq_len_filter": 9,
+                        "max_per_category": None, "mask_table": {"file": "masks.npy"}},
+               "classifier": None, "accuracy_note": "none",
+               "models": [{"name": "m", "n_evaluated": 2, "n_excluded_too_long": 0, "max_seq_len": 9,
+                           "image_size": 32, "render_mode": "fast", "results": [row]}]}
+    md = results_markdown(results)
+    assert "| 0.3 | m | 50.00 | – | – | – | – | – |" in md and "| 0.3 | m | 30.00 | 0 | 12.0 |" in md
+
+
+def test_stability_deformations():
+    s = np.array([[1, 0, 0], [0, 2, 1]], np.float32)
+    np.testing.assert_allclose(rotate(s, 90)[:, :2], [[0, 1], [-2, 0]], atol=1e-6)
+    np.testing.assert_array_equal(rotate(s, 90)[:, 2], s[:, 2])
+    np.testing.assert_array_equal(stretch(s, 1, 0.5), [[1, 0, 0], [0, 1, 1]])
+    with pytest.raises(ValueError):
+        stretch(s, 2, 0.5)
+    names = [name for name, _ in STABILITY_TESTS]
+    assert names == ["rotated 5 deg", "rotated 10 deg", "one axis x 0.9", "one axis x 0.8", "wobble 1 %",
+                     "wobble 2 %"]
+    for _, fn in STABILITY_TESTS:  # deterministic given the rng, pen column untouched
+        a, b = fn(s, np.random.default_rng(1)), fn(s, np.random.default_rng(1))
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a[:, 2], s[:, 2])

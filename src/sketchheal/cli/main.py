@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "sketchheal.training.trainer",       # train
     "sketchheal.training.export",      # export, import-reference
     "sketchheal.inference.heal",        # heal
-    "sketchheal.evaluation.protocol",    # evaluate
+    "sketchheal.cli.evaluate",           # evaluate
     "sketchheal.training.classifier",  # train-classifier
     "sketchheal.cli.demo",               # demo
 )

@@ -16,14 +16,19 @@ Top-k, correct and published
     ``top{k}_published`` (k > 1): the off-by-one variant of the published Lmser-pix2seq / DC-gra2seq /
     Sketch-HARP retrieval scripts, which look at the first k - 1 neighbours only (rank < k - 1): their "top-10"
     is a top-9 and their "top-50" a top-49. Reported so that our numbers can be set beside theirs.
+
+``model_metrics`` applies them to one model's run (``evalset.ModelRun``): per mask level, healed and no-healing
+retrieval in both directions, recognition accuracy, per category, and the classifier's ceiling.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from sketchheal.evaluation.evalset import KS, EvalSet, ModelRun, mask_label
 
 # Bytes of float64 distance matrix per chunk (a few temporaries of this size exist at once).
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -172,3 +177,65 @@ def per_group_mean(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.
     counts = np.bincount(groups, minlength=n_groups)[:n_groups]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the metrics of one model's run
+
+
+def _retrieval(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, n_categories: int,
+               device: torch.device) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """Retrieval of each query's own counterpart (same index): overall and per query category."""
+    ranks, ties = target_ranks(query, gallery, np.arange(len(query)), device=device)
+    overall: dict[str, Any] = {**topk_from_ranks(ranks, KS), **rank_summary(ranks),
+                               "n_gallery": int(len(gallery)), "n_tied": int((ties > 0).sum())}
+    per_cat = {c: {**topk_from_ranks(ranks[labels == c], KS), "n": int((labels == c).sum())}
+               for c in range(n_categories) if (labels == c).any()}
+    return overall, per_cat
+
+
+def model_metrics(run: ModelRun, ev: EvalSet, ps: Sequence[float], clf_labels: np.ndarray | None,
+                  device: torch.device) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Per mask level: healed and no-healing retrieval (both directions) and accuracy; also the per-category
+    breakdown and the classifier ceiling. ``clf_labels`` (n_eval,): true labels in the classifier's label space."""
+    labels = ev.labels[run.ids]
+    n_cat = len(ev.categories)
+    # Accuracies compare predictions with the true labels in the classifier's label space (y) and are grouped by
+    # the evaluation-set category (labels).
+    y = clf_labels[run.ids] if clf_labels is not None else None
+    ceiling, ceiling_cat = None, {}
+    if y is not None:
+        ceiling = accuracy(run.pred_clean, y)
+        ceiling_cat = {ev.categories[c]: accuracy(run.pred_clean[labels == c], y[labels == c])
+                       for c in range(n_cat) if (labels == c).any()}
+    rows, per_category = [], {ev.categories[c]: {} for c in np.unique(labels).tolist()}
+    for j, p in enumerate(ps):
+        h_q, h_cat = _retrieval(run.healed[j], run.gallery, labels, n_cat, device)
+        h_r, _ = _retrieval(run.gallery, run.healed[j], labels, n_cat, device)
+        f_q, f_cat = _retrieval(run.corrupted[j], run.gallery, labels, n_cat, device)
+        f_r, _ = _retrieval(run.gallery, run.corrupted[j], labels, n_cat, device)
+        h_acc = f_acc = None
+        h_acc_cat: dict[int, float] = {}
+        f_acc_cat: dict[int, float] = {}
+        if y is not None:
+            h_acc = accuracy(run.pred_healed[j], y)
+            f_acc = accuracy(run.pred_corrupted[j], y)
+            h_acc_cat = {c: accuracy(run.pred_healed[j][labels == c], y[labels == c]) for c in h_cat}
+            f_acc_cat = {c: accuracy(run.pred_corrupted[j][labels == c], y[labels == c]) for c in f_cat}
+        points = run.healed_points[j]
+        rows.append({
+            "mask": p,
+            "erased_fraction": run.erased_fraction[j],
+            "healed": {"healed_to_original": h_q, "original_to_healed": h_r, "accuracy": h_acc},
+            "no_healing": {"corrupted_to_original": f_q, "original_to_corrupted": f_r, "accuracy": f_acc},
+            "healed_sketches": {"empty": int((points == 0).sum()), "mean_points": float(points.mean()),
+                                "hit_max_len": int((points >= run.max_len).sum())},
+        })
+        for c in h_cat:
+            per_category[ev.categories[c]][mask_label(p)] = {
+                "n": h_cat[c]["n"],
+                "healed": {**{k: v for k, v in h_cat[c].items() if k != "n"}, "accuracy": h_acc_cat.get(c)},
+                "no_healing": {**{k: v for k, v in f_cat[c].items() if k != "n"}, "accuracy": f_acc_cat.get(c)},
+            }
+    ceiling_info = {"accuracy": ceiling, "per_category": ceiling_cat}
+    return rows, per_category, ceiling_info
