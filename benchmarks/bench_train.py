@@ -42,7 +42,7 @@ def time_parts(trainer: Trainer, batch: dict) -> dict[str, float]:
     with ctx:
         out = m(batch["corrupted"], batch["strokes"], batch["length"])
     t2 = time.perf_counter()
-    losses = m.compute_losses(out, batch, cfg.train)
+    losses = m.compute_losses(out, batch, **cfg.train.loss_weights())
     t3 = time.perf_counter()
     trainer.optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
@@ -60,7 +60,7 @@ def bench(preset_name: str, data: Path, steps: int, warmup: int, bf16: bool, out
     cfg.train.device = "cpu"
     cfg.train.bf16 = "on" if bf16 else "off"
     cfg.train.eval_every = cfg.train.sample_every = cfg.train.checkpoint_every = 0
-    trainer = Trainer(cfg, out_dir / f"{preset_name}-{'bf16' if bf16 else 'fp32'}", progress=False)
+    trainer = Trainer.from_config(cfg, out_dir / f"{preset_name}-{'bf16' if bf16 else 'fp32'}", progress=False)
     loader = iter(trainer._loader(trainer.train_data, 0, 0, cfg.train.batch_size))
     times = []
     t_data = []

@@ -227,6 +227,12 @@ class TrainConfig:
     nan_patience: int = 5
     rollback_lr_factor: float = 0.5
 
+    def loss_weights(self) -> dict[str, float]:
+        """The keyword arguments of ``LmserPix2Seq.compute_losses``: ``model.compute_losses(out, batch,
+        **cfg.train.loss_weights())``."""
+        return {"image_loss_weight": self.image_loss_weight, "pen_loss_weight": self.pen_loss_weight,
+                "kl_weight": self.kl_weight, "kl_min": self.kl_min}
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field a training run cannot use."""
         _check(_whole(self.batch_size, 1), f"train.batch_size must be an integer >= 1, got {self.batch_size!r}")

@@ -17,8 +17,8 @@ from sketchheal.utils.version import __version__
 COMMAND_MODULES = (
     "sketchheal.sketch.io",        # data info, data show, data convert
     "sketchheal.sketch.download",    # download
-    "sketchheal.training.trainer",       # train
-    "sketchheal.training.export",      # export, import-reference
+    "sketchheal.cli.train",              # train
+    "sketchheal.cli.export",             # export, import-reference
     "sketchheal.inference.heal",        # heal
     "sketchheal.cli.evaluate",           # evaluate
     "sketchheal.training.classifier",  # train-classifier

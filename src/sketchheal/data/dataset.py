@@ -1,4 +1,5 @@
-"""Training / evaluation items: corrupted image, clean image and normalised stroke-5 target for each sketch.
+"""Training / evaluation items (corrupted image, clean image, normalised stroke-5 target; or a plain rendering and
+its label for the classifier) and :func:`make_loader`, the one DataLoader builder of the package.
 
 Masks are a pure function of ``(seed, epoch, index)`` (training) or of a fixed :class:`~sketchheal.sketch.render.MaskTable`
 row (evaluation), never of the worker that renders the item or of the order of requests, so runs are reproducible
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sketchheal.sketch.render import MAX_PATCHES, MODES, MaskTable, corrupt
+from sketchheal.sketch.render import MAX_PATCHES, MODES, MaskTable, corrupt, render_or_blank
 from sketchheal.sketch.strokes import deform as deform_sketch, normalize, to_stroke5
 
 
@@ -204,6 +205,28 @@ class HealingDataset(Dataset):
         }
 
 
+class RenderedSketches(Dataset):
+    """Uncorrupted renderings of a SketchSet (or a list of stroke-3 arrays) for the classifier.
+
+    Item ``i``: ``(image (1, N, N) float32 in [-1, 1], label int)``; an empty or undrawable sketch is a blank image.
+    """
+
+    def __init__(self, sketches: Any, labels: Sequence[int] | np.ndarray, *, image_size: int, render_mode: str):
+        if render_mode not in MODES:
+            raise ValueError(f"unknown render mode {render_mode!r}; choose one of {MODES}")
+        self.sketches, self.labels = sketches, np.asarray(labels, dtype=np.int64)
+        if len(self.labels) != len(sketches):
+            raise ValueError(f"{len(self.labels)} labels for {len(sketches)} sketches")
+        self.image_size, self.render_mode = int(image_size), render_mode
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = render_or_blank(self.sketches[i], self.image_size, self.render_mode)  # (N, N)
+        return torch.from_numpy(img)[None], int(self.labels[i])
+
+
 def _check_deform(amounts: tuple[float, ...]) -> None:
     rotate, scale, jitter = amounts
     if rotate < 0 or jitter < 0 or not 0 <= scale < 1 or not all(np.isfinite(amounts)):
@@ -223,29 +246,35 @@ def fork_safe_opencv() -> None:
     tears the pool down (``cv2.setNumThreads``) or waits on it then blocks forever (seen here as a test that hung
     at random under load, the workers asleep in ``pthread_cond_destroy``). With one thread OpenCV joins its pool
     threads, so a fork inherits nothing held. It costs nothing that matters: the images here are 128 px, and torch
-    already uses the cores. Called by :func:`make_loader` and the classifier's loaders whenever they use workers.
+    already uses the cores. Called by :func:`make_loader` whenever it uses workers.
     """
     cv2.setNumThreads(1)
 
 
 def make_loader(
     dataset: Dataset,
-    batch_size: int,
+    batch_size: int = 1,
     *,
-    shuffle: bool,
-    num_workers: int,
-    seed: int,
-    drop_last: bool,
+    shuffle: bool = False,
+    num_workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = False,
     sampler: Sampler | None = None,
+    batch_sampler: Sampler | None = None,
     pin_memory: bool = False,
+    persistent_workers: bool = True,
+    prefetch_factor: int | None = None,
 ) -> DataLoader:
-    """A DataLoader whose order is reproducible from ``seed``.
+    """A DataLoader whose order and worker seeds are reproducible from ``seed``: the one loader builder.
 
     Shuffling draws from a ``torch.Generator`` seeded with ``seed`` (each pass over the loader continues that
-    generator, so epoch ``e`` of a fresh run always sees the same order). With a ``sampler`` (e.g.
-    ``DistributedSampler``; call its ``set_epoch`` as usual) ``shuffle`` is left to it. Workers stay alive across
-    epochs (``persistent_workers``) and use one OpenCV thread each; with workers, OpenCV in this process becomes
-    single-threaded too (:func:`fork_safe_opencv`). Call ``dataset.set_epoch(e)`` before each pass.
+    generator, so epoch ``e`` of a fresh run always sees the same order), and so do the workers' base seeds, so that
+    building a loader never touches the global RNG. With a ``sampler`` (e.g. ``DistributedSampler``; call its
+    ``set_epoch`` as usual) ``shuffle`` is left to it; with a ``batch_sampler`` (e.g.
+    :class:`~sketchheal.data.sampler.EpochBatchSampler`) the batches are its own and ``batch_size``, ``shuffle`` and
+    ``drop_last`` are ignored. Workers use one OpenCV thread each and, unless ``persistent_workers=False``, stay
+    alive across passes; with workers, OpenCV in this process becomes single-threaded too
+    (:func:`fork_safe_opencv`). Call ``dataset.set_epoch(e)`` (a :class:`HealingDataset`) before each pass.
     """
     if num_workers < 0:
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
@@ -253,18 +282,21 @@ def make_loader(
         fork_safe_opencv()
     generator = torch.Generator()
     generator.manual_seed(int(seed))
+    if batch_sampler is not None:
+        batching: dict[str, Any] = {"batch_sampler": batch_sampler}
+    else:
+        batching = {"batch_size": batch_size, "shuffle": shuffle if sampler is None else False, "sampler": sampler,
+                    "drop_last": drop_last}
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=shuffle if sampler is None else False,
-        sampler=sampler,
+        **batching,
         num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        drop_last=drop_last,
+        persistent_workers=persistent_workers and num_workers > 0,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
         generator=generator,
         worker_init_fn=worker_init if num_workers > 0 else None,
         pin_memory=pin_memory,
     )
 
 
-__all__ = ["HealingDataset", "fork_safe_opencv", "make_loader", "worker_init"]
+__all__ = ["HealingDataset", "RenderedSketches", "fork_safe_opencv", "make_loader", "worker_init"]

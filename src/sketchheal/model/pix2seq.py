@@ -5,7 +5,6 @@ A pure ``nn.Module``: reading and writing its weights (release folders, checkpoi
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -15,24 +14,8 @@ from torch import nn
 from sketchheal.config import ModelConfig
 from sketchheal.model.decoder import StrokeDecoder
 from sketchheal.model.encoder import EncoderOutput, build_encoder
-from sketchheal.model.gmlp import RESIDUAL_FORMS
 from sketchheal.model.mixture import kl_divergence, kl_loss, pen_cross_entropy, reconstruction_terms, split_params
-
-SOS = (0.0, 0.0, 1.0, 0.0, 0.0)  # stroke-5 start-of-sketch row
-
-
-def check_model_config(cfg: ModelConfig) -> None:
-    """Raise ``ValueError`` for settings no encoder/decoder can be built from."""
-    if cfg.gmlp_residual not in RESIDUAL_FORMS:
-        raise ValueError(f"model.gmlp_residual must be one of {RESIDUAL_FORMS}, got {cfg.gmlp_residual!r}")
-    for name in ("image_size", "patch_size", "d_model", "d_ffn", "z_size", "dec_hidden", "num_mixtures",
-                 "cnn_channels"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"model.{name} must be positive, got {getattr(cfg, name)}")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ValueError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
-    if not (math.isfinite(cfg.target_size) and cfg.target_size >= 0):
-        raise ValueError(f"model.target_size must be >= 0 (0 = size as drawn), got {cfg.target_size}")
+from sketchheal.sketch.strokes import SOS_TOKEN as SOS  # the stroke-5 start-of-sketch row (its one home)
 
 
 class LmserPix2Seq(nn.Module):
@@ -40,7 +23,7 @@ class LmserPix2Seq(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        check_model_config(cfg)
+        cfg.validate()
         self.config = cfg
         self.encoder = build_encoder(cfg)
         self.decoder = StrokeDecoder(cfg)
@@ -93,8 +76,8 @@ class LmserPix2Seq(nn.Module):
         term while ``stroke`` still reports the unweighted L_R (comparable across runs). ``kl`` is returned
         unfloored (for logging) whatever ``kl_weight`` is. All values are fp32 scalars.
 
-        The terms are those of the published system (docs: /work/shared/reference/LMSER_PIX2SEQ.md, "Losses"; the
-        reference numbers no equations, so they are named here as it names them).
+        The terms are the published system's (L_R and L_img, no KL term); the description of it that this package
+        follows numbers no equations, so the comments below name each term rather than number it.
         """
         device = out["params"].device.type
         # L_R = L_s + L_p (sketch-rnn's reconstruction loss): L_s the negative log-density of (dx, dy) under the

@@ -34,7 +34,7 @@ from torch import nn
 from torch.torch_version import TorchVersion
 
 from sketchheal.config import model_config_from_dict
-from sketchheal.model.pix2seq import LmserPix2Seq, check_model_config
+from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.utils.fileio import atomic_path, atomic_write
 from sketchheal.utils.version import __version__
 
@@ -141,7 +141,7 @@ def read_release_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: 'model' must be an object of ModelConfig fields")
     try:
         cfg = model_config_from_dict(meta["model"])
-        check_model_config(cfg)
+        cfg.validate()
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path}: bad model config: {e}") from e
     meta["model_config"] = cfg

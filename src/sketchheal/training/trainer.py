@@ -3,220 +3,49 @@
 - Resumable bit for bit: the checkpoint holds model, optimiser, step, learning-rate state and every RNG state; the
   data order and the masks are functions of (seed, epoch, index), so a resumed run sees the same batches.
 - NaN-proof: a step whose loss or gradients are not finite is skipped and counted; after ``nan_patience`` bad steps
-  in a row the run rolls back to the last good checkpoint with a lower learning rate. NaN weights are never saved.
-- Logged: ``metrics.jsonl`` always, TensorBoard when installed, a tqdm bar, PNG grids (corrupted | healed | original).
-- Distributed: under ``torchrun`` (``RANK`` set) the model is wrapped in DistributedDataParallel, each rank takes its
-  slice of every global batch, and only rank 0 writes.
+  in a row the run rolls back to the last good checkpoint with a lower learning rate. NaN weights are never saved,
+  nor are weights that took no step.
+- Logged: ``metrics.jsonl`` (strict JSON) always, TensorBoard when installed, a tqdm bar, PNG grids
+  (corrupted | healed | original).
+- Stoppable: SIGTERM finishes the current step, saves and ends the run; :func:`train` reports the signal, so
+  ``sketchheal train`` exits with 128 + its number (143) and a scheduler can tell a stopped run from a finished one.
+- Distributed: under ``torchrun`` each rank takes its slice of every global batch, every rank takes the same
+  decisions (skip, stop), and only rank 0 writes.
+
+The run itself (data, model, optimiser, resume state) is built by :func:`sketchheal.training.setup.build_run`; the
+run folder's rules (lock, refusal, cleanup) are :mod:`sketchheal.training.rundir`'s. This module only loops.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
-import json
 import math
 import os
-import random
 import signal
-import sys
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
+from safetensors.torch import save_file
+from tqdm import tqdm
 
-from sketchheal.utils.version import __version__
-from sketchheal.config import PRESETS, Config, apply_overrides, preset
-from sketchheal.utils.devices import cpu_bf16_supported, pick_device
-from sketchheal.utils.fileio import atomic_path, atomic_write
-
-CHECKPOINT_VERSION = 1
-
-# Fields a resumed run takes from the command line instead of the checkpoint: how long and where to run, how often
-# to log; never anything that changes the model, the data or the optimisation.
-RESUME_MAY_CHANGE = (
-    ("train", "steps"), ("train", "device"), ("train", "threads"), ("data", "num_workers"),
-    ("train", "checkpoint_every"), ("train", "eval_every"), ("train", "sample_every"), ("train", "log_every"),
+from sketchheal.config import Config
+from sketchheal.data.dataset import make_loader
+from sketchheal.data.sampler import EpochBatchSampler, batches_per_epoch
+from sketchheal.inference.sample import heal_images
+from sketchheal.model.weights import read_checkpoint, weights_finite
+from sketchheal.sketch.render import render_or_blank
+from sketchheal.training.checkpoint import CHECKPOINT_VERSION, LAST, rng_state, save_checkpoint, step_name
+from sketchheal.training.distributed import (
+    all_mean, all_min, barrier, gather_objects, launched_rank, teardown_distributed,
 )
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# distributed setup
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-
-def setup_distributed(device_type: str) -> Dist:
-    """Initialise the process group when launched by torchrun (RANK/WORLD_SIZE set), else a single process."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return Dist()
-    backend = "nccl" if device_type == "cuda" else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
-
-
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# data order: a function of (seed, epoch) so that a resumed run sees the same batches
-
-
-class EpochBatchSampler(torch.utils.data.Sampler):
-    """Yields this rank's share of each global batch of one epoch.
-
-    The epoch's order is a permutation drawn from ``(seed, epoch)``; global batch b is ``perm[b*B:(b+1)*B]`` and
-    rank r takes its r-th slice of B/world items (a distributed sampler: disjoint shards, correct global batch).
-    ``start`` skips the first batches (resume in the middle of an epoch) without rendering them.
-    """
-
-    def __init__(self, n: int, *, batch_size: int, seed: int, epoch: int, start: int = 0, ddp: Dist = Dist()):
-        if batch_size % ddp.world:
-            raise ValueError(f"global batch {batch_size} is not divisible by the {ddp.world} processes")
-        if n < batch_size:
-            raise ValueError(f"the training split has {n} sketches, fewer than one batch of {batch_size}")
-        self.n, self.batch_size, self.seed, self.epoch, self.start, self.ddp = n, batch_size, seed, epoch, start, ddp
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size - self.start
-
-    def __iter__(self) -> Iterator[list[int]]:
-        perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        per_rank = self.batch_size // self.ddp.world
-        for b in range(self.start, self.n // self.batch_size):
-            batch = perm[b * self.batch_size:(b + 1) * self.batch_size]
-            yield batch[self.ddp.rank * per_rank:(self.ddp.rank + 1) * per_rank].tolist()
-
-
-def batches_per_epoch(n: int, batch_size: int) -> int:
-    return n // batch_size
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# RNG state, checkpoints
-
-
-def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def weights_finite(model: torch.nn.Module) -> bool:
-    return all(torch.isfinite(p).all().item() for p in model.state_dict().values() if p.is_floating_point())
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a training checkpoint (a plain dict) with a clear error when the file is not one of ours."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "ckpt_last.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # pickle errors, truncated files, ...
-        raise ValueError(f"{path}: not a readable sketchheal training checkpoint ({e})") from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path}: not a sketchheal training checkpoint (expected a dict with 'model' and 'config')")
-    if ckpt.get("checkpoint_version", CHECKPOINT_VERSION) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {ckpt['checkpoint_version']} is newer than this sketchheal "
-                         f"({__version__}) reads ({CHECKPOINT_VERSION}); upgrade sketchheal")
-    return ckpt
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# the training loop
-
-
-@dataclass
-class TrainState:
-    step: int = 0
-    lr_scale: float = 1.0      # lowered by NaN roll-backs
-    bad_steps: int = 0         # non-finite steps skipped in total
-    bad_in_a_row: int = 0
-    rollbacks: int = 0
-    best_valid: float = math.inf
-
-
-INIT_PARTS = ("all", "encoder", "decoder")
-
-
-def init_weights(source: str | os.PathLike, model_cfg, parts: str = "all") -> dict[str, torch.Tensor]:
-    """The weights of ``source`` (release dir, checkpoint or run dir) for a model built from ``model_cfg``.
-
-    ``parts="all"``: the whole state dict; raises ValueError naming the differing fields when ``source`` holds
-    another architecture. ``parts="encoder"`` / ``"decoder"``: only the ``encoder.*`` / ``decoder.*`` entries;
-    raises ValueError naming the tensors that do not fit the part that ``model_cfg`` builds.
-    """
-    from sketchheal.inference.heal import load_model
-    from sketchheal.model.pix2seq import LmserPix2Seq
-
-    if parts not in INIT_PARTS:
-        raise ValueError(f"train.init_parts must be one of {INIT_PARTS}, got {parts!r}")
-    src = load_model(source, device="cpu").model
-    if parts != "all":
-        prefix = f"{parts}."
-        theirs = {k: v for k, v in src.state_dict().items() if k.startswith(prefix)}
-        ours = {k: v for k, v in LmserPix2Seq(model_cfg).state_dict().items() if k.startswith(prefix)}
-        bad = sorted(set(ours) ^ set(theirs)) + sorted(
-            f"{k} {tuple(theirs[k].shape)} there, {tuple(ours[k].shape)} here"
-            for k in set(ours) & set(theirs) if theirs[k].shape != ours[k].shape)
-        if bad:
-            keep = ("encoder, d_model, d_ffn, z_size, ..." if parts == "encoder"
-                    else "z_size, dec_hidden, num_mixtures")
-            raise ValueError(f"--init-from {source} ({parts} only): its {parts} does not fit this run's: "
-                             + "; ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-                             + f"; keep the {parts}'s model.* settings ({keep})")
-        return theirs
-    theirs, ours = dataclasses.asdict(src.config), dataclasses.asdict(model_cfg)
-    # fields that change no parameter shape may differ (e.g. dropout, or the targets' size, for fine-tuning)
-    free = {"dropout", "input_dropout", "target_size"}
-    diff = {k: (theirs.get(k), v) for k, v in ours.items() if k not in free and theirs.get(k) != v}
-    if diff:
-        raise ValueError(f"--init-from {source}: its model differs from this run's in "
-                         + ", ".join(f"{k} ({a!r} there, {b!r} here)" for k, (a, b) in sorted(diff.items()))
-                         + "; drop the model.* overrides or --preset that change them, or take only its "
-                         "encoder or decoder (train.init_parts=encoder or decoder)")
-    return src.state_dict()
-
-
-def init_model_config(source: str | os.PathLike):
-    """The ModelConfig of the model stored at ``source`` (for building a run that starts from it)."""
-    from sketchheal.inference.heal import load_model
-
-    return dataclasses.replace(load_model(source, device="cpu").model.config)
+from sketchheal.training.rundir import dumps, prepare_run_folder
+from sketchheal.training.setup import Run, build_run, say
+from sketchheal.utils.fileio import atomic_path, atomic_write, write_png
+from sketchheal.utils.version import __version__
 
 
 def learning_rate(cfg: Config, step: int, lr_scale: float) -> float:
@@ -228,129 +57,39 @@ def learning_rate(cfg: Config, step: int, lr_scale: float) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-                 dump_rank_weights: bool = False):
-        from sketchheal.sketch.io import compute_scale, load_sketches
-        from sketchheal.data.dataset import HealingDataset
-        from sketchheal.model.pix2seq import LmserPix2Seq
+    """The training loop over a built :class:`~sketchheal.training.setup.Run`."""
 
-        self.cfg = cfg
-        self.out = Path(out_dir)
-        self.progress = progress
-        self.dump_rank_weights = dump_rank_weights
-        device_type = "cuda" if cfg.train.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
-        self.ddp = setup_distributed(device_type)
-        self.device = pick_device(cfg.train.device, local_rank=self.ddp.local_rank)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-        if cfg.train.threads > 0:
-            torch.set_num_threads(cfg.train.threads)
-        if cfg.train.init_parts not in INIT_PARTS:
-            raise ValueError(f"train.init_parts must be one of {INIT_PARTS}, got {cfg.train.init_parts!r}")
-        if cfg.train.warmup_steps < 0:
-            raise ValueError(f"train.warmup_steps must be >= 0 (0 = no warm-up), got {cfg.train.warmup_steps}")
-        if not cfg.data.paths:
-            raise ValueError("no training data: pass --data PATH (sketch-rnn .npz or QuickDraw .ndjson)")
-        if not (cfg.train.pen_loss_weight > 0 and math.isfinite(cfg.train.pen_loss_weight)):
-            raise ValueError(f"train.pen_loss_weight must be a positive number (1 = the paper), "
-                             f"got {cfg.train.pen_loss_weight}")
-
-        ckpt = None
-        if resume:
-            last = self.out / "ckpt_last.pt"
-            if not last.is_file():
-                raise FileNotFoundError(f"--resume: {last} does not exist; start without --resume")
-            ckpt = load_checkpoint(last)
-            saved = Config.from_dict(ckpt["config"])
-            for section, name in RESUME_MAY_CHANGE:  # run-time settings only; the maths stays as saved
-                setattr(getattr(saved, section), name, getattr(getattr(cfg, section), name))
-            self.cfg = cfg = saved
-
-        d = cfg.data
-        self.train_set = load_sketches(d.paths, split="train", max_seq_len=d.max_seq_len, clip=d.clip)
-        self.valid_set = load_sketches(d.paths, split="valid", max_seq_len=d.max_seq_len, clip=d.clip)
-        if len(self.valid_set) == 0:
-            self.valid_set = self.train_set
-        self.scale = (float(ckpt["scale"]) if ckpt
-                      else float(compute_scale(self.train_set, size=cfg.model.target_size)))
-        self.max_len = d.max_seq_len  # Nmax: every target is padded to Nmax + 1 rows
-        self.categories = list(self.train_set.categories)
-        common = dict(scale=self.scale, max_len=self.max_len, image_size=d.image_size, render_mode=d.render_mode,
-                      seed=cfg.train.seed, target_size=cfg.model.target_size)
-        deform = (d.deform_rotate, d.deform_scale, d.deform_jitter)
-        self.train_data = HealingDataset(self.train_set, mask_prob=d.mask_prob, mask_prob_max=d.mask_prob_max,
-                                         deform=deform if any(deform) else None, **common)
-        self.valid_data = HealingDataset(self.valid_set, mask_prob=d.mask_prob, **common)
-
-        torch.manual_seed(cfg.train.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-        self.model = LmserPix2Seq(cfg.model).to(self.device)
-        if cfg.train.freeze_encoder and cfg.train.freeze_decoder:
-            raise ValueError("train.freeze_encoder and train.freeze_decoder together leave nothing to train; "
-                             "set at most one of them")
-        trained = (self.model.decoder if cfg.train.freeze_encoder
-                   else self.model.encoder if cfg.train.freeze_decoder else self.model)
-        self.optimizer = torch.optim.Adam(trained.parameters(), lr=cfg.train.lr)
-        self.state = TrainState()
-        if ckpt:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.state = TrainState(**ckpt["train_state"])
-        elif cfg.train.init_from:
-            weights = init_weights(cfg.train.init_from, cfg.model, cfg.train.init_parts)
-            self.model.load_state_dict(weights, strict=cfg.train.init_parts == "all")
-        if cfg.train.freeze_encoder:
-            # no gradients flow into the encoder, so autograd keeps none of its activations
-            self.model.encoder.requires_grad_(False)
-        if cfg.train.freeze_decoder:
-            # gradients still flow through the decoder into z (and so into the encoder); its weights stay put
-            self.model.decoder.requires_grad_(False)
-        self.ddp_model = self.model
-        if self.ddp.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        # Per-rank RNG for z sampling noise and dropout; a resume restores it exactly.
-        torch.manual_seed(cfg.train.seed * 1000 + self.ddp.rank + 1)
-        random.seed(cfg.train.seed + self.ddp.rank)
-        np.random.seed(cfg.train.seed + self.ddp.rank)
-        if ckpt:
-            rngs = ckpt["rng"]
-            set_rng_state(rngs[self.ddp.rank] if isinstance(rngs, list) else rngs)
-        self.last_good = self.out / "ckpt_last.pt" if ckpt else None
-        self.autocast = self._autocast_dtype()
+    def __init__(self, run: Run, *, progress: bool = True, dump_rank_weights: bool = False):
+        self.built = run
+        self.cfg, self.out, self.ddp, self.device = run.cfg, run.out, run.ddp, run.device
+        self.model, self.ddp_model, self.optimizer, self.state = run.model, run.ddp_model, run.optimizer, run.state
+        self.train_data, self.valid_data = run.train_data, run.valid_data
+        self.scale, self.max_len, self.categories, self.autocast = run.scale, run.max_len, run.categories, run.autocast
+        self.progress, self.dump_rank_weights = progress, dump_rank_weights
+        self.last_good: Path | None = run.resumed_from
         self.writer = None
-        if self.ddp.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            with atomic_write(self.out / "config.json", "w") as f:
-                f.write(self.cfg.to_json())
-            self.writer = _tensorboard(self.out)
+        self._signal: int | None = None  # set by the SIGTERM handler
+        self.stopped_by: int | None = None  # the signal every rank agreed to stop on
+
+    @classmethod
+    def from_config(cls, cfg: Config, out_dir: str | os.PathLike, *, resume: bool = False,
+                    **kwargs: Any) -> "Trainer":
+        """``Trainer(build_run(cfg, out_dir, resume=resume), **kwargs)``."""
+        return cls(build_run(cfg, out_dir, resume=resume), **kwargs)
 
     # ------------------------------------------------------------------------------------------------------------
+    # one step
 
-    def _autocast_dtype(self) -> torch.dtype | None:
-        mode = self.cfg.train.bf16
-        if mode == "off":
-            return None
-        if mode == "on" or (mode == "auto" and self.device.type == "cuda"):
-            if self.device.type == "cpu" and not cpu_bf16_supported() and self.ddp.main:
-                _write_out("train.bf16=on: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so bf16 is "
-                           "emulated and slower than fp32, and the LSTM runs in fp32; train.bf16=off is faster here")
-            return torch.bfloat16
-        if mode not in ("auto", "on", "off"):
-            raise ValueError(f"train.bf16 must be auto, on or off, not {mode!r}")
-        return None
-
-    def _loader(self, dataset, epoch: int, start: int, batch_size: int):
+    def _loader(self, dataset, epoch: int, start: int, batch_size: int) -> torch.utils.data.DataLoader:
         dataset.set_epoch(epoch)
         sampler = EpochBatchSampler(len(dataset), batch_size=batch_size, seed=self.cfg.train.seed, epoch=epoch,
-                                    start=start, ddp=self.ddp)
+                                    start=start, rank=self.ddp.rank, world=self.ddp.world)
         workers = self.cfg.data.num_workers
-        # The loader draws its workers' base seed from this generator, not from the global RNG, so that creating
-        # a loader (at each epoch, and once more on resume) leaves the training RNG stream untouched.
-        gen = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + epoch)
-        return torch.utils.data.DataLoader(
-            dataset, batch_sampler=sampler, num_workers=workers, pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if workers else None, generator=gen,
-        )
+        # The workers' base seed comes from this seed, not from the global RNG, so that creating a loader (at each
+        # epoch, and once more on resume) leaves the training RNG stream untouched.
+        return make_loader(dataset, batch_sampler=sampler, num_workers=workers, seed=self.cfg.train.seed * 100_003 + epoch,
+                           pin_memory=self.device.type == "cuda", persistent_workers=False,
+                           prefetch_factor=4 if workers else None)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -361,7 +100,7 @@ class Trainer:
                else contextlib.nullcontext())
         with ctx:
             out = model(batch["corrupted"], batch["strokes"], batch["length"], sample_z=sample_z)
-        return self.model.compute_losses(out, batch, self.cfg.train)
+        return self.model.compute_losses(out, batch, **self.cfg.train.loss_weights())
 
     def _clip(self) -> float:
         """Gradient-norm clip per module (encoder, decoder), as published. Returns the larger pre-clip norm."""
@@ -371,7 +110,11 @@ class Trainer:
         return float(max(n.item() for n in norms))
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float] | None:
-        """One optimiser step. Returns the logged losses, or None when the step was skipped as non-finite."""
+        """One optimiser step. Returns the logged losses, or None when the step was skipped as non-finite.
+
+        Every rank takes the same decisions: the step is skipped when any rank's loss or gradients are not finite,
+        and the run stops (``stopped_by``) when any rank has received SIGTERM.
+        """
         self.ddp_model.train()
         lr = learning_rate(self.cfg, self.state.step, self.state.lr_scale)
         for g in self.optimizer.param_groups:
@@ -380,11 +123,11 @@ class Trainer:
         losses = self._forward_losses(batch, sample_z=True)
         losses["loss"].backward()
         grad_norm = self._clip()
-        finite = torch.tensor([math.isfinite(losses["loss"].item()) and math.isfinite(grad_norm)], dtype=torch.int32)
-        if self.ddp.enabled:  # every rank must take the same decision
-            finite = finite.to(self.device)
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        if not bool(finite.item()):
+        finite = math.isfinite(losses["loss"].item()) and math.isfinite(grad_norm)
+        flags = all_min(self.ddp, torch.tensor([int(finite), -(self._signal or 0)], dtype=torch.int32), self.device)
+        if int(flags[1]) < 0:
+            self.stopped_by = -int(flags[1])
+        if not bool(flags[0]):
             self.optimizer.zero_grad(set_to_none=True)
             self.state.bad_steps += 1
             self.state.bad_in_a_row += 1
@@ -415,19 +158,13 @@ class Trainer:
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.item())
             count += 1
-        out = {f"valid_{k}": v / max(count, 1) for k, v in sums.items()}
-        if self.ddp.enabled:
-            t = torch.tensor([out[k] for k in sorted(out)], device=self.device)
-            dist.all_reduce(t)
-            out = {k: float(v) / self.ddp.world for k, v in zip(sorted(out), t.tolist())}
-        return out
+        return all_mean(self.ddp, {f"valid_{k}": v / max(count, 1) for k, v in sums.items()}, self.device)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # checkpoints
 
     def checkpoint_state(self) -> dict[str, Any]:
-        rngs: Any = rng_state()
-        if self.ddp.enabled:
-            gathered: list[Any] = [None] * self.ddp.world
-            dist.all_gather_object(gathered, rngs)
-            rngs = gathered
+        """The checkpoint dict (see :mod:`sketchheal.training.checkpoint`). Collective under DDP (RNG gather)."""
         return {
             "checkpoint_version": CHECKPOINT_VERSION,
             "version": __version__,
@@ -435,8 +172,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step": self.state.step,
             "lr": learning_rate(self.cfg, self.state.step, self.state.lr_scale),
-            "train_state": vars(self.state).copy(),
-            "rng": rngs,
+            "train_state": self.state.to_dict(),
+            "rng": gather_objects(self.ddp, rng_state()),
             "config": self.cfg.to_dict(),
             "scale": self.scale,
             "max_seq_len": self.max_len,
@@ -444,26 +181,30 @@ class Trainer:
         }
 
     def save(self, *, keep: bool = False) -> bool:
-        """Write ckpt_last.pt (and ckpt_step<N>.pt when keep). Refuses NaN weights. Collective under DDP."""
+        """Write ckpt_last.pt (and ckpt_step<N>.pt when keep). Collective under DDP.
+
+        Refuses (returns False) before the first optimiser step (random weights are not a model) and when the
+        weights are not finite."""
+        if self.state.step == 0:  # the same on every rank
+            return False
         state = self.checkpoint_state()  # all ranks take part (RNG gather)
         if not weights_finite(self.model):  # identical on every rank: DDP keeps the weights in step
             self.log({"event": "refused_to_save_nonfinite_weights", "step": self.state.step},
                      echo=f"step {self.state.step}: weights are not finite; checkpoint NOT written")
             return False
         if self.ddp.main:
-            save_checkpoint(self.out / "ckpt_last.pt", state)
+            save_checkpoint(self.out / LAST, state)
             if keep:
-                save_checkpoint(self.out / f"ckpt_step{self.state.step:07d}.pt", state)
-        if self.ddp.enabled:
-            dist.barrier()
-        self.last_good = self.out / "ckpt_last.pt"
+                save_checkpoint(self.out / step_name(self.state.step), state)
+        barrier(self.ddp)
+        self.last_good = self.out / LAST
         return True
 
     def rollback(self) -> None:
         """After nan_patience bad steps in a row: reload the last good checkpoint, lower the learning rate."""
         factor = self.cfg.train.rollback_lr_factor
         if self.last_good is not None and self.last_good.is_file():
-            ckpt = load_checkpoint(self.last_good, map_location=self.device)
+            ckpt = read_checkpoint(self.last_good, map_location=self.device)
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             source = str(self.last_good)
@@ -476,24 +217,25 @@ class Trainer:
                  echo=f"{self.cfg.train.nan_patience} non-finite steps in a row: rolled back ({source}), "
                       f"learning rate x{factor} (now x{self.state.lr_scale:g})")
 
+    # ------------------------------------------------------------------------------------------------------------
+    # records
+
     def log(self, record: dict[str, Any], echo: str | None = None) -> None:
+        """Append ``record`` to metrics.jsonl (strict JSON: non-finite numbers as null) and TensorBoard."""
         if not self.ddp.main:
             return
         record = {"time": round(time.time(), 3), **record}
         with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(dumps(record) + "\n")
         if self.writer is not None and "step" in record:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k not in ("step", "time"):
                     self.writer.add_scalar(k, v, record["step"])
         if echo:
-            _write_out(echo)
+            say(echo)
 
     def sample_grid(self) -> None:
         """PNG grid of corrupted | healed | original for a few validation sketches."""
-        from sketchheal.sketch.render import render
-        from sketchheal.inference.sample import heal_images
-
         if not self.ddp.main:
             return
         self.model.eval()
@@ -502,45 +244,48 @@ class Trainer:
         batch = torch.utils.data.default_collate(items)
         healed = heal_images(self.model, batch["corrupted"].to(self.device), max_len=self.max_len,
                              temperature=0.1, generator=torch.Generator().manual_seed(0))
-        size = self.cfg.data.image_size
-        rows = []
-        for i, s3 in enumerate(healed):
-            try:
-                h = render(s3, size=size, mode=self.cfg.data.render_mode)
-            except ValueError:  # an empty healed sketch
-                h = -np.ones((size, size), np.float32)
-            rows.append(np.concatenate([batch["corrupted"][i, 0].numpy(), h, batch["clean"][i, 0].numpy()], 1))
-        grid = np.concatenate(rows, 0)
-        img = ((1 - (grid + 1) / 2) * 255).astype(np.uint8)  # black ink on white
-        _write_png(self.out / "samples" / f"step{self.state.step:07d}.png", img)
+        size, mode = self.cfg.data.image_size, self.cfg.data.render_mode
+        rows = [np.concatenate([batch["corrupted"][i, 0].numpy(), render_or_blank(s3, size, mode),
+                                batch["clean"][i, 0].numpy()], 1) for i, s3 in enumerate(healed)]  # (N, 3N) each
+        grid = np.concatenate(rows, 0)  # (8N, 3N) in [-1, 1], ink +1
+        write_png(self.out / "samples" / f"step{self.state.step:07d}.png",
+                  ((1 - (grid + 1) / 2) * 255).astype(np.uint8))  # black ink on white
 
     # ------------------------------------------------------------------------------------------------------------
+    # the loop
 
     def run(self) -> dict[str, Any]:
+        """Train to ``train.steps`` (or until SIGTERM / Ctrl-C); save; return the summary (also summary.json)."""
         t = self.cfg.train
         per_epoch = batches_per_epoch(len(self.train_data), t.batch_size)
-        stop = {"flag": False}
 
-        def on_signal(signum, frame):  # finish the current step, checkpoint, exit
-            stop["flag"] = True
+        def on_signal(signum, frame):  # finish the current step, checkpoint, stop
+            self._signal = signum
 
-        old = signal.signal(signal.SIGTERM, on_signal) if self.ddp.main and _main_thread() else None
+        old = signal.signal(signal.SIGTERM, on_signal) if _main_thread() else None
         bar = None
-        if self.ddp.main and self.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=t.steps, initial=self.state.step, desc="train", unit="step", dynamic_ncols=True)
+        if self.ddp.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.writer = _tensorboard(self.out)
+            for note in self.built.notes:
+                say(note)
+            if self.progress:
+                bar = tqdm(total=t.steps, initial=self.state.step, desc="train", unit="step", dynamic_ncols=True)
+        train_set, valid_set = self.built.train_set, self.built.valid_set
         self.log({"event": "start", "step": self.state.step, "world": self.ddp.world, "device": str(self.device),
-                  "scale": self.scale, "train_sketches": len(self.train_set), "valid_sketches": len(self.valid_set),
-                  "dropped": self.train_set.dropped, "parameters": _count(self.model),
-                  "init_from": self.cfg.train.init_from})
+                  "scale": self.scale, "train_sketches": len(train_set), "valid_sketches": len(valid_set),
+                  "batch_size": t.batch_size, "dropped": train_set.dropped, "parameters": _count(self.model),
+                  "init_from": t.init_from, "notes": self.built.notes})
         t0, seen, window_start = time.time(), 0, time.time()
         interrupted = False
         try:
-            while self.state.step < t.steps and not stop["flag"]:
+            while self.state.step < t.steps and self.stopped_by is None:
                 epoch, start = divmod(self.state.step, per_epoch)
                 for batch in self._loader(self.train_data, epoch, start, t.batch_size):
                     logged = self.train_step(self._to_device(batch))
                     if logged is None:
+                        if self.stopped_by is not None:
+                            break
                         if self.state.bad_in_a_row >= t.nan_patience:
                             self.rollback()
                             break  # restart the epoch loop at the restored step
@@ -566,7 +311,7 @@ class Trainer:
                         self.sample_grid()
                     if t.checkpoint_every and step % t.checkpoint_every == 0:
                         self.save(keep=True)
-                    if step >= t.steps or stop["flag"]:
+                    if step >= t.steps or self.stopped_by is not None:
                         break
         except KeyboardInterrupt:
             interrupted = True
@@ -581,34 +326,53 @@ class Trainer:
             if old is not None:
                 signal.signal(signal.SIGTERM, old)
         saved = self.save(keep=False)
+        if self.stopped_by is not None and self.ddp.main:
+            say(f"stopped by signal {self.stopped_by} at step {self.state.step}"
+                + (f"; saved {self.out / LAST}" if saved else "; nothing saved"))
         summary = {"step": self.state.step, "bad_steps": self.state.bad_steps, "rollbacks": self.state.rollbacks,
                    "best_valid_loss": self.state.best_valid, "elapsed_s": round(time.time() - t0, 2),
-                   "interrupted": interrupted or stop["flag"], "checkpoint_saved": saved, "world": self.ddp.world}
+                   "interrupted": interrupted or self.stopped_by is not None, "signal": self.stopped_by,
+                   "checkpoint_saved": saved, "world": self.ddp.world}
+        if not saved and self.state.step == 0 and self.ddp.main:
+            say(f"{self.out}: no optimiser step was taken, so no checkpoint was written")
         if self.dump_rank_weights:
-            from safetensors.torch import save_file
             with atomic_path(self.out / f"weights_rank{self.ddp.rank}.safetensors") as tmp:
                 save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}, str(tmp))
         self.log({"event": "end", **summary})
         if self.ddp.main:
             with atomic_write(self.out / "summary.json", "w") as f:
-                f.write(json.dumps(summary, indent=2))
+                f.write(dumps(summary, indent=2))
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         if interrupted:
             raise KeyboardInterrupt
         return summary
 
 
-def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = False, progress: bool = True,
-          dump_rank_weights: bool = False) -> dict[str, Any]:
-    """Train (or resume) a model; returns the run summary. See ``sketchheal train --help``."""
-    trainer = Trainer(cfg, out_dir, resume=resume, progress=progress, dump_rank_weights=dump_rank_weights)
+def train(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, dump_rank_weights: bool = False) -> dict[str, Any]:
+    """Train (or resume) a model in the run folder ``out_dir``; returns the run summary.
+
+    A new run refuses a folder that already holds files unless ``overwrite`` (the old run's files are deleted
+    first); ``resume`` continues the run there. The folder is locked while the run writes (a second process stops
+    with an error naming the PID). ``summary["signal"]`` is the signal that stopped the run early (SIGTERM: 15),
+    else None. See ``sketchheal train --help``.
+    """
+    cfg.validate()
+    lock = prepare_run_folder(out_dir, resume=resume, overwrite=overwrite) if launched_rank() == 0 else None
     try:
-        return trainer.run()
+        run = build_run(cfg, out_dir, resume=resume)
+        try:
+            if run.ddp.main:
+                with atomic_write(run.out / "config.json", "w") as f:
+                    f.write(run.cfg.to_json())
+            return Trainer(run, progress=progress, dump_rank_weights=dump_rank_weights).run()
+        finally:
+            teardown_distributed(run.ddp)
     finally:
-        if trainer.ddp.enabled and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
+        if lock is not None:
+            lock.release()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -620,103 +384,15 @@ def _count(model: torch.nn.Module) -> int:
 
 
 def _main_thread() -> bool:
-    import threading
     return threading.current_thread() is threading.main_thread()
 
 
 def _tensorboard(out: Path):
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional dependency
     except Exception:  # tensorboard not installed
         return None
     return SummaryWriter(str(out / "tensorboard"))
 
 
-def _write_png(path: Path, img: np.ndarray) -> None:
-    import cv2
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise ValueError(f"could not encode {path}")
-    with atomic_write(path, "wb") as f:
-        f.write(buf.tobytes())
-
-
-def _write_out(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# CLI
-
-
-def build_config(preset_name: str, data: list[str] | None, overrides: list[str], steps: int | None = None,
-                 device: str | None = None, workers: int | None = None, init_from: str | None = None) -> Config:
-    cfg = preset(preset_name)
-    if data:
-        cfg.data.paths = [str(p) for p in data]
-    if init_from:  # the architecture comes from the weights we start from
-        cfg.model = init_model_config(init_from)
-        cfg.data.image_size = cfg.model.image_size
-        cfg.train.init_from = str(init_from)
-    cfg = apply_overrides(cfg, overrides)
-    if steps is not None:
-        cfg.train.steps = steps
-    if device is not None:
-        cfg.train.device = device
-    if workers is not None:
-        cfg.data.num_workers = workers
-    return cfg
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train", help="train a healing model (CPU, GPU, or many GPUs under torchrun)",
-        description="Train Lmser-pix2seq (or an ablation). Under `torchrun --nproc_per_node=K` the same command "
-                    "trains with DistributedDataParallel.",
-    )
-    p.add_argument("--preset", default="cpu-small", choices=PRESETS, help="starting configuration (default cpu-small)")
-    p.add_argument("--data", nargs="+", metavar="PATH", help="sketch-rnn .npz or QuickDraw .ndjson files")
-    p.add_argument("-o", "--out", default=None, help="run directory (default runs/<preset>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt_last.pt")
-    p.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="start from these weights (release dir, checkpoint or run dir; e.g. the bundled model "
-                        "`sketchheal.utils.paths.BUNDLED_MODEL_DIR`): fine-tune on --data, or restart a schedule; "
-                        "the model settings come from MODEL, the optimiser and step count start fresh")
-    p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides train.steps)")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or mps")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (overrides data.num_workers)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="override any config field, e.g. --set train.lr=3e-4 --set model.encoder=cnn")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    p.add_argument("--dump-rank-weights", action="store_true",
-                   help="write each rank's final weights (to check that DDP ranks agree)")
-    p.set_defaults(func=_cli_train)
-
-
-def _cli_train(args: argparse.Namespace) -> int:
-    out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.resume:
-        if args.out is None:
-            raise ValueError("--resume needs --out RUN_DIR")
-        # Start from the run's own config; only run-time fields (RESUME_MAY_CHANGE) may be overridden.
-        cfg = Config.from_dict(load_checkpoint(Path(out) / "ckpt_last.pt")["config"])
-        allowed = {f"{s}.{n}" for s, n in RESUME_MAY_CHANGE}
-        bad = [o for o in args.overrides if o.split("=", 1)[0] not in allowed]
-        if bad or args.data or args.init_from:
-            raise ValueError(f"--resume keeps the run's model, data and optimisation; only "
-                             f"{', '.join(sorted(allowed))} may change (got {bad or (['--data'] if args.data else ['--init-from'])})")
-        cfg = apply_overrides(cfg, args.overrides)
-        if args.steps is not None:
-            cfg.train.steps = args.steps
-        if args.device is not None:
-            cfg.train.device = args.device
-        if args.workers is not None:
-            cfg.data.num_workers = args.workers
-    else:
-        cfg = build_config(args.preset, args.data, args.overrides, args.steps, args.device, args.workers,
-                           init_from=args.init_from)
-    summary = train(cfg, out, resume=args.resume, progress=not args.no_progress,
-                    dump_rank_weights=args.dump_rank_weights)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({"run_dir": out, **summary}, indent=2))
-    return 0
+__all__ = ["Trainer", "learning_rate", "train"]
