@@ -67,8 +67,8 @@ def write_shape_npz(folder: Path, counts=(60, 10, 20), seed: int = 0) -> list[Pa
 def trained(tmp_path_factory) -> tuple[Path, list[Path]]:
     root = tmp_path_factory.mktemp("clf")
     paths = write_shape_npz(root)
-    ckpt = train_classifier(paths, root / "out", steps=40, batch_size=16, image_size=32, lr=3e-3, seed=0,
-                            device="cpu", num_workers=0, render_mode="fast", width=0.25, progress=False)
+    cfg = ClassifierConfig(steps=40, batch_size=16, image_size=32, lr=3e-3, seed=0, render_mode="fast", width=0.25)
+    ckpt = train_classifier(paths, root / "out", cfg, device="cpu", num_workers=0, progress=False)
     return ckpt, paths
 
 
@@ -166,3 +166,27 @@ def test_cli_train_classifier(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["categories"] == 4 and out["n_test"] == 16 and 0.0 <= out["test_accuracy"] <= 1.0
     assert (tmp_path / "c" / CHECKPOINT_NAME).is_file()
+
+
+def test_config_is_validated_and_the_report_is_strict_json(trained, tmp_path):
+    ckpt, paths = trained
+    with pytest.raises(ValueError, match="classifier steps"):
+        train_classifier(paths, tmp_path / "x", ClassifierConfig(steps=0), device="cpu", num_workers=0,
+                         progress=False)
+    with pytest.raises(ValueError, match="render_mode"):
+        train_classifier(paths, tmp_path / "x", ClassifierConfig(render_mode="ink"), device="cpu", num_workers=0,
+                         progress=False)
+    assert not (tmp_path / "x").exists()
+
+    def refuse(name):
+        raise ValueError(name)
+
+    json.loads((ckpt.parent / REPORT_NAME).read_text(), parse_constant=refuse)
+    # no test sketches: the accuracy is unknown, written as null rather than NaN
+    (tmp_path / "few").mkdir()
+    few = write_shape_npz(tmp_path / "few", counts=(8, 2, 0))
+    out = train_classifier(few, tmp_path / "no-test", ClassifierConfig(steps=1, batch_size=8, image_size=32,
+                                                                        render_mode="fast", width=0.25),
+                           device="cpu", num_workers=0, progress=False)
+    report = json.loads((out.parent / REPORT_NAME).read_text(), parse_constant=refuse)
+    assert report["n_test"] == 0 and report["test_accuracy"] is None

@@ -150,14 +150,16 @@ def test_sheep_two_models_side_by_side_and_reproducible_masks(models, sheep_npz,
 
 
 def test_paper_categories_with_a_tiny_classifier(models, data_dir, tmp_path):
+    from sketchheal.config import ClassifierConfig
     from sketchheal.training.classifier import train_classifier
 
     paths = [data_dir / "quickdraw" / "simplified" / f"{c}.ndjson" for c in PAPER_CATEGORIES]
     missing = [p for p in paths if not p.is_file()]
     if missing:
         pytest.skip(f"missing QuickDraw samples {missing[:3]}")
-    clf = train_classifier(paths, tmp_path / "clf", steps=4, batch_size=16, image_size=32, seed=0, device="cpu",
-                           num_workers=0, render_mode="fast", width=0.25, progress=False)
+    clf = train_classifier(paths, tmp_path / "clf", ClassifierConfig(steps=4, batch_size=16, image_size=32, seed=0,
+                                                                     render_mode="fast", width=0.25),
+                           device="cpu", num_workers=0, progress=False)
     gmlp, _ = models
     out = tmp_path / "eval"
     res = evaluate([gmlp], paths, out_dir=out, masks=(0.3,), classifier=clf, max_per_category=2, batch_size=16,

@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "sketchheal.cli.export",             # export, import-reference
     "sketchheal.inference.heal",        # heal
     "sketchheal.cli.evaluate",           # evaluate
-    "sketchheal.training.classifier",  # train-classifier
+    "sketchheal.cli.classifier",         # train-classifier
     "sketchheal.cli.demo",               # demo
 )
 

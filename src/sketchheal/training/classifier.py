@@ -26,25 +26,27 @@ Inputs follow the package convention: ``(B, 1, N, N)`` float32, ink +1, backgrou
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
-from sketchheal.utils.version import __version__
-from sketchheal.data.dataset import fork_safe_opencv
+from sketchheal.config import ClassifierConfig
+from sketchheal.data.dataset import RenderedSketches, make_loader
+from sketchheal.model.weights import read_torch_file
+from sketchheal.sketch.io import load_sketches
+from sketchheal.training.rundir import dumps
 from sketchheal.utils.devices import pick_device
 from sketchheal.utils.fileio import atomic_path, atomic_write
-from sketchheal.model.weights import read_torch_file
+from sketchheal.utils.version import __version__
 
 CHECKPOINT_NAME = "classifier.pt"
 REPORT_NAME = "classifier.json"
@@ -121,32 +123,6 @@ class SketchANet(nn.Module):
 
 
 @dataclass
-class ClassifierConfig:
-    # Side of the rendered input image (the papers: 225 or 256; ours: the healing model's 128).
-    image_size: int = 128
-    # sketchheal.sketch.render mode of the training images: "reference" = the published 640-px rendering.
-    render_mode: str = "reference"
-    # Keep sketches with at most this many points (the healing protocol's filter).
-    max_seq_len: int = 200
-    # Channel-width multiplier (1.0 = Sketch-a-Net's 64/128/256/256/256/512/512).
-    width: float = 1.0
-    dropout: float = 0.5
-    batch_norm: bool = True
-    steps: int = 10_000
-    batch_size: int = 128
-    # Adam; the rate decays by a cosine to 1 % of this over the run, after a 2 % linear warm-up.
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    # Random small affine jitter of the training images: scale, rotation (degrees), shift (fraction of the side),
-    # horizontal flip.
-    jitter_scale: float = 0.1
-    jitter_rotate: float = 10.0
-    jitter_shift: float = 0.05
-    jitter_flip: bool = True
-
-
-@dataclass
 class Classifier:
     """A loaded classifier: the network (eval mode, on ``device``) and how to draw its inputs."""
 
@@ -179,7 +155,7 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device | None =
     ckpt = read_torch_file(file)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{file}: not a sketchheal classifier checkpoint (written by `sketchheal train-classifier`)")
-    cfg = ClassifierConfig(**ckpt["config"])
+    cfg = ClassifierConfig.from_dict(ckpt["config"])
     net = build_network(cfg, len(ckpt["categories"]))
     net.load_state_dict(ckpt["model"])
     dev = pick_device(device)
@@ -223,33 +199,6 @@ def classify(clf: Classifier, images: np.ndarray | torch.Tensor, batch_size: int
 # data
 
 
-def render_or_blank(s3: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """``render`` that draws an empty (or undrawable) sketch as a blank image (size, size) of -1."""
-    from sketchheal.sketch.render import render
-
-    if s3 is None or len(s3) == 0:
-        return np.full((size, size), -1.0, np.float32)
-    try:
-        return render(s3, size=size, mode=mode)
-    except ValueError:
-        return np.full((size, size), -1.0, np.float32)
-
-
-class RenderedSketches(torch.utils.data.Dataset):
-    """Uncorrupted renderings of a SketchSet (or a list of stroke-3 arrays): item = (image (1,N,N), label)."""
-
-    def __init__(self, sketches, labels: Sequence[int] | np.ndarray, *, image_size: int, render_mode: str):
-        self.sketches, self.labels = sketches, np.asarray(labels, dtype=np.int64)
-        self.image_size, self.render_mode = image_size, render_mode
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = render_or_blank(self.sketches[i], self.image_size, self.render_mode)
-        return torch.from_numpy(img)[None], int(self.labels[i])
-
-
 def jitter(images: torch.Tensor, cfg: ClassifierConfig, generator: torch.Generator) -> torch.Tensor:
     """Random small affine transform of images (B, 1, N, N) in [-1, 1]; the background stays -1."""
     b = images.shape[0]
@@ -277,17 +226,14 @@ def _lr_at(cfg: ClassifierConfig, step: int) -> float:
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def _infinite_loader(dataset: torch.utils.data.Dataset, cfg: ClassifierConfig, num_workers: int):
+def _infinite_loader(dataset: torch.utils.data.Dataset, cfg: ClassifierConfig, num_workers: int
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of uniformly drawn training items, forever (a fresh seeded permutation per pass)."""
-    if num_workers > 0:
-        fork_safe_opencv()
     epoch = 0
     while True:
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=len(dataset) >= cfg.batch_size,
-            num_workers=num_workers, persistent_workers=False)
-        yield from loader
+        yield from make_loader(dataset, cfg.batch_size, shuffle=True, seed=cfg.seed * 1_000_003 + epoch,
+                               drop_last=len(dataset) >= cfg.batch_size, num_workers=num_workers,
+                               persistent_workers=False)
         epoch += 1
 
 
@@ -296,80 +242,57 @@ def evaluate_accuracy(clf: Classifier, sketches, labels: np.ndarray, *, batch_si
                       progress: bool = False) -> dict[str, Any]:
     """Accuracy of ``clf`` on uncorrupted renderings of ``sketches`` with ``labels`` (N,) in clf's label space.
 
-    Returns ``accuracy``, ``n`` and ``per_category`` (name -> accuracy, NaN-free: categories without sketches
-    are left out)."""
-    from sketchheal.evaluation.metrics import accuracy
-
+    Returns ``accuracy`` (NaN without sketches), ``n`` and ``per_category`` (name -> accuracy; categories without
+    sketches are left out)."""
     data = RenderedSketches(sketches, labels, image_size=clf.image_size, render_mode=clf.render_mode)
-    if num_workers > 0:
-        fork_safe_opencv()
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=num_workers)
+    loader = make_loader(data, batch_size, num_workers=num_workers, persistent_workers=False)
     preds = []
-    if progress:
-        from tqdm import tqdm
-        loader = tqdm(loader, desc="classifier test", unit="batch", dynamic_ncols=True)
-    for images, _ in loader:
+    for images, _ in (tqdm(loader, desc="classifier test", unit="batch", dynamic_ncols=True) if progress else loader):
         preds.append(classify(clf, images, batch_size)[0])
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    per_cat = {name: accuracy(pred[labels == c], labels[labels == c])
-               for c, name in enumerate(clf.categories) if (labels == c).any()}
-    return {"accuracy": accuracy(pred, labels), "n": int(len(labels)), "per_category": per_cat}
+
+    def accuracy(mask: np.ndarray) -> float:
+        return float(np.mean(pred[mask] == labels[mask])) if mask.any() else math.nan
+
+    per_cat = {name: accuracy(labels == c) for c, name in enumerate(clf.categories) if (labels == c).any()}
+    return {"accuracy": accuracy(np.ones(len(labels), bool)), "n": int(len(labels)), "per_category": per_cat}
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # training
 
 
-def train_classifier(
-    data_paths: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    *,
-    steps: int = 10_000,
-    batch_size: int = 128,
-    image_size: int = 128,
-    lr: float = 1e-3,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    num_workers: int = 2,
-    render_mode: str = "reference",
-    max_seq_len: int = 200,
-    width: float = 1.0,
-    test_split: str = "test",
-    progress: bool = True,
-) -> Path:
-    """Train Sketch-a-Net on the uncorrupted training sketches of ``data_paths`` (one category per file).
+def train_classifier(data_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                     cfg: ClassifierConfig | None = None, *, device: str | torch.device | None = None,
+                     num_workers: int = 2, test_split: str = "test", progress: bool = True) -> Path:
+    """Train Sketch-a-Net (``cfg``: a :class:`~sketchheal.config.ClassifierConfig`, default the defaults) on the
+    uncorrupted training sketches of ``data_paths`` (one category per file).
 
     Saves ``out_dir/classifier.pt`` (weights, config, category list, test accuracy) and ``out_dir/classifier.json``
-    (the same without weights), both atomically, and returns the checkpoint path. The test accuracy is measured on
-    the uncorrupted ``test_split`` sketches (QuickDraw .ndjson files have no split: there it is on the same
-    drawings as training, and the report says so).
+    (the same without weights; strict JSON), both atomically, and returns the checkpoint path. The test accuracy is
+    measured on the uncorrupted ``test_split`` sketches (QuickDraw .ndjson files have no split: there it is on the
+    same drawings as training, and the report says so).
     """
-    from sketchheal.sketch.io import load_sketches
-
-    cfg = ClassifierConfig(image_size=image_size, render_mode=render_mode, max_seq_len=max_seq_len, width=width,
-                           steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    cfg = (cfg or ClassifierConfig()).validate()
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
     paths = [str(p) for p in data_paths]
-    train_set = load_sketches(paths, split="train", max_seq_len=max_seq_len)
+    train_set = load_sketches(paths, split="train", max_seq_len=cfg.max_seq_len)
     categories = list(train_set.categories)
     if len(train_set) == 0:
-        raise ValueError(f"no training sketches with <= {max_seq_len} points in {paths}")
-    torch.manual_seed(seed)
+        raise ValueError(f"no training sketches with <= {cfg.max_seq_len} points in {paths}")
+    torch.manual_seed(cfg.seed)
     dev = pick_device(device)
     net = build_network(cfg, len(categories)).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    data = RenderedSketches(train_set, train_set.labels, image_size=image_size, render_mode=render_mode)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    data = RenderedSketches(train_set, train_set.labels, image_size=cfg.image_size, render_mode=cfg.render_mode)
     batches = _infinite_loader(data, cfg, num_workers)
-    gen = torch.Generator().manual_seed(seed + 1)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=steps, desc="train-classifier", unit="step", dynamic_ncols=True)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    bar = tqdm(total=cfg.steps, desc="train-classifier", unit="step", dynamic_ncols=True) if progress else None
     history = []
     net.train()
-    for step in range(steps):
+    for step in range(cfg.steps):
         images, labels = next(batches)
         images = jitter(images, cfg, gen).to(dev)
         for group in opt.param_groups:
@@ -379,10 +302,10 @@ def train_classifier(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 50 == 0 or step == steps - 1 or bar is not None:
+        if step % 50 == 0 or step == cfg.steps - 1 or bar is not None:
             value = loss.item()
             acc = float((logits.detach().argmax(1).cpu() == labels).float().mean())
-            if step % 50 == 0 or step == steps - 1:
+            if step % 50 == 0 or step == cfg.steps - 1:
                 history.append({"step": step, "loss": value, "train_batch_accuracy": acc})
             if bar is not None:
                 bar.update(1)
@@ -391,9 +314,10 @@ def train_classifier(
         bar.close()
 
     net.eval()
-    clf = Classifier(net=net, categories=categories, image_size=image_size, render_mode=render_mode, device=dev)
-    test_set = load_sketches(paths, split=test_split, max_seq_len=max_seq_len)
-    test_labels = _map_labels(test_set.categories, test_set.labels, categories)
+    clf = Classifier(net=net, categories=categories, image_size=cfg.image_size, render_mode=cfg.render_mode,
+                     device=dev)
+    test_set = load_sketches(paths, split=test_split, max_seq_len=cfg.max_seq_len)
+    test_labels = map_labels(test_set.categories, test_set.labels, categories)
     test = evaluate_accuracy(clf, test_set, test_labels, num_workers=num_workers, progress=progress)
     same_drawings = all(str(p).endswith(".ndjson") for p in paths)
     meta = {
@@ -411,7 +335,7 @@ def train_classifier(
         "test_note": ("ndjson files have no train/test split: the test accuracy is on the training drawings"
                       if same_drawings else "uncorrupted sketches of the test split"),
         "architecture": "Sketch-a-Net (Yu et al. 2015), single network, adapted to image_size "
-                        f"{image_size}: {net.geometry}",
+                        f"{cfg.image_size}: {net.geometry}",
         "history": history,
     }
     out = Path(out_dir)
@@ -421,11 +345,11 @@ def train_classifier(
     with atomic_path(ckpt_path) as tmp:
         torch.save({**meta, "model": state}, tmp)
     with atomic_write(out / REPORT_NAME, "w") as f:
-        json.dump(meta, f, indent=2)
+        f.write(dumps(meta, indent=2))
     return ckpt_path
 
 
-def _map_labels(names: Sequence[str], labels: np.ndarray, categories: Sequence[str]) -> np.ndarray:
+def map_labels(names: Sequence[str], labels: np.ndarray, categories: Sequence[str]) -> np.ndarray:
     """Labels (N,) indexing ``names`` -> labels indexing ``categories`` (ValueError for an unknown category)."""
     index = {c: i for i, c in enumerate(categories)}
     missing = [n for n in names if n not in index]
@@ -433,42 +357,3 @@ def _map_labels(names: Sequence[str], labels: np.ndarray, categories: Sequence[s
         raise ValueError(f"categories {missing} are not among the classifier's {list(categories)}")
     lut = np.array([index[n] for n in names], dtype=np.int64)
     return lut[np.asarray(labels, dtype=np.int64)]
-
-
-map_labels = _map_labels
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# CLI
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train-classifier", help="train the Sketch-a-Net classifier for recognition accuracy",
-        description="Train Sketch-a-Net on the uncorrupted training sketches (one category per file) and report "
-                    "its accuracy on the uncorrupted test sketches. Pass the result to `sketchheal evaluate "
-                    "--classifier`.",
-    )
-    p.add_argument("data", nargs="+", metavar="DATA", help="sketch-rnn .npz or QuickDraw .ndjson files")
-    p.add_argument("-o", "--out", required=True, help="output folder (classifier.pt, classifier.json)")
-    p.add_argument("--steps", type=int, default=10_000, help="optimiser steps (default 10000)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
-    p.add_argument("--image-size", type=int, default=128, help="input side in pixels (default 128)")
-    p.add_argument("--render-mode", default="reference", choices=("reference", "fast"),
-                   help="how sketches are drawn (default reference, as the healing model)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers that render (default 2)")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    p.set_defaults(func=_cli_train_classifier)
-
-
-def _cli_train_classifier(args: argparse.Namespace) -> int:
-    path = train_classifier(args.data, args.out, steps=args.steps, batch_size=args.batch_size,
-                            image_size=args.image_size, lr=args.lr, seed=args.seed, device=args.device,
-                            num_workers=args.workers, render_mode=args.render_mode, progress=not args.no_progress)
-    meta = json.loads((path.parent / REPORT_NAME).read_text())
-    print(json.dumps({"checkpoint": str(path), "test_accuracy": meta["test_accuracy"], "n_test": meta["n_test"],
-                      "categories": len(meta["categories"]), "note": meta["test_note"]}, indent=2))
-    return 0
