@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from sketchheal.inference import heal as H
+from sketchheal.inference import inputs as heal_inputs
+from sketchheal.inference import loading
 from sketchheal.cli.main import main
 from sketchheal.config import preset
 from sketchheal.model.pix2seq import LmserPix2Seq
@@ -51,7 +53,7 @@ def model_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("model")
     save_release(LmserPix2Seq(preset("tiny").model), d, scale=10.0, max_seq_len=64, categories=["house"],
-                                                       extra={"data": {"render_mode": "fast"}})
+                 extra={"data": {"render_mode": "fast"}})
     return d
 
 
@@ -284,7 +286,7 @@ def test_bad_inputs_give_clear_errors(tmp_path, healer):
 
 
 def test_model_loading(tmp_path, model_dir, monkeypatch):
-    monkeypatch.setattr(H, "BUNDLED_MODEL_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(loading, "BUNDLED_MODEL_DIR", tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="no bundled model"):
         H.load_model()
     garbage = tmp_path / "ckpt.pt"
@@ -310,7 +312,7 @@ def test_model_loading(tmp_path, model_dir, monkeypatch):
     torch.save(ckpt, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="bad.pt"):
         H.load_model(tmp_path / "bad.pt")
-    monkeypatch.setattr(H, "BUNDLED_MODEL_DIR", model_dir)
+    monkeypatch.setattr(loading, "BUNDLED_MODEL_DIR", model_dir)
     assert H.load_model().scale == 10.0
 
 
@@ -353,12 +355,12 @@ def test_cli_example(tmp_path, model_dir, monkeypatch, capsys):
     examples.mkdir()
     cv2.imwrite(str(examples / "house.png"), _draw(_sketch(), (150, 150), 3))
     np.savez(examples / "house_strokes.npz", strokes=_sketch())
-    monkeypatch.setattr(H, "EXAMPLES_DIR", examples)
+    monkeypatch.setattr(heal_inputs, "EXAMPLES_DIR", examples)
     out = tmp_path / "out"
     assert main(["heal", "--example", "-o", str(out), "--checkpoint", str(model_dir), "--format", "png"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["house.png", "house_strokes.png"]
     assert "house.png" in capsys.readouterr().out
-    monkeypatch.setattr(H, "EXAMPLES_DIR", tmp_path / "none")
+    monkeypatch.setattr(heal_inputs, "EXAMPLES_DIR", tmp_path / "none")
     assert main(["heal", "--example", "-o", str(out), "--checkpoint", str(model_dir)]) == 1
 
 
@@ -373,3 +375,95 @@ def test_package_level_heal_is_a_plain_function_with_a_signature(healer):
     assert {"heal", "load_model", "load_sketches", "render", "train", "evaluate"} <= set(dir(sketchheal))
     r = sketchheal.heal(_sketch(), model=healer, greedy=True)
     assert len(r) == 1 and isinstance(r[0], H.HealResult)
+
+
+# ------------------------------------------------------------------------------------------------ HealConfig
+
+
+def test_heal_signature_matches_heal_config():
+    """Every HealConfig field is a keyword of heal() with the same default (the signature stays the real one)."""
+    import dataclasses
+    import inspect
+
+    from sketchheal.config import HealConfig
+
+    params = inspect.signature(H.heal).parameters
+    for f in dataclasses.fields(HealConfig):
+        assert params[f.name].kind is inspect.Parameter.KEYWORD_ONLY, f.name
+        assert params[f.name].default == getattr(HealConfig(), f.name), f.name
+    assert list(params)[:2] == ["inputs", "config"]
+
+
+def test_heal_config_checks_every_field_before_the_model_is_loaded(tmp_path):
+    from sketchheal.config import HealConfig
+
+    HealConfig().validate()
+    HealConfig(greedy=True, temperature=0.0, candidates=1, mask=0.5, limit=3, seed=np.int64(2)).validate()
+    bad = {"mask": 1.5, "seed": -1, "temperature": 0.0, "samples": 0, "greedy": "yes", "invert": 1,
+           "batch_size": 0, "split": "", "limit": 0, "precision": "fp16", "candidates": 0, "skip_long": None}
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=name):
+            HealConfig(**{name: value}).validate()
+    with pytest.raises(ValueError, match="candidates"):
+        HealConfig(greedy=True, candidates=2).validate()
+    # a bad setting is reported although the model (and the input) do not exist: nothing is loaded first
+    with pytest.raises(ValueError, match="temperature"):
+        H.heal(tmp_path / "missing.png", model=tmp_path / "no-model", temperature=-1.0)
+    with pytest.raises(TypeError, match="bogus"):
+        H.heal_config(bogus=1)
+
+
+def test_heal_takes_a_config_and_keywords_override_it(healer):
+    from sketchheal.config import HealConfig
+
+    cfg = HealConfig(seed=4, temperature=0.5, samples=2, candidates=2)
+    a = H.heal(_sketch(), cfg, model=healer)
+    b = H.heal(_sketch(), model=healer, seed=4, temperature=0.5, samples=2, candidates=2)
+    assert len(a[0].healed) == 2 and all(np.array_equal(x, y) for x, y in zip(a[0].healed, b[0].healed))
+    c = H.heal(_sketch(), cfg, model=healer, samples=1)  # a keyword wins over the config, also a default value
+    assert len(c[0].healed) == 1  # sample 0 as before, up to the last bits of a matrix product of another size
+    np.testing.assert_allclose(c[0].healed[0], a[0].healed[0], atol=1e-4)
+    assert cfg.samples == 2  # the caller's config is not changed
+    assert H.heal_config(cfg, seed=0).seed == 0 and H.heal_config(cfg).seed == 4
+    with pytest.raises(TypeError, match="HealConfig"):
+        H.heal(_sketch(), {"seed": 1}, model=healer)
+
+
+def test_skip_long_leaves_out_long_sketches_and_counts_them(healer, tmp_path):
+    long = np.tile(np.array([[1, 0, 0], [0, 1, 1]], np.float32), (40, 1))  # 80 points > max_seq_len 64
+    short = np.tile(np.array([[2, 0, 0], [0, 2, 1]], np.float32), (5, 1))
+    with pytest.raises(ValueError, match=r"array\[1\]: the sketch has 80 points, more than the model's "
+                                         r"max_seq_len=64: simplify it \(sketchheal.sketch.strokes.rdp\) or pass "
+                                         r"--skip-long"):
+        H.heal([_sketch(), long, _sketch()], model=healer)
+    kw = dict(model=healer, seed=5, mask=0.3, temperature=0.5, candidates=2)
+    got = H.heal([_sketch(), long, _sketch()], skip_long=True, **kw)
+    assert [r.source for r in got] == ["array[0]", "array[2]"] and got.skipped == ["array[1]"]
+    # the kept sketches keep their index (masks, noise): the results of a short sketch in the long one's place
+    # (up to the last bits of matrix products of another batch size)
+    ref = H.heal([_sketch(), short, _sketch()], **kw)
+    for r, e in zip(got, [ref[0], ref[2]]):
+        assert np.array_equal(r.input_image, e.input_image) and r.healed[0].shape == e.healed[0].shape
+        np.testing.assert_allclose(r.healed[0], e.healed[0], atol=1e-4)
+    assert H.heal([_sketch()], model=healer).skipped == []
+    with pytest.raises(ValueError, match="nothing to heal: all 1 sketch"):
+        H.heal([long], model=healer, skip_long=True)
+
+
+def test_cli_skip_long_says_how_many_were_skipped(tmp_path, model_dir, capsys):
+    long = np.tile(np.array([[1, 0, 0], [0, 1, 1]], np.float32), (40, 1))
+    sketches = np.empty(3, dtype=object)
+    sketches[:] = [_sketch().astype(np.int16), long.astype(np.int16), _sketch().astype(np.int16)]
+    np.savez(tmp_path / "many.npz", test=sketches, train=sketches[:1], valid=sketches[:1])
+    out = tmp_path / "out"
+    args = ["heal", str(tmp_path / "many.npz"), "-o", str(out), "--checkpoint", str(model_dir), "--format", "svg"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "many.npz#1: the sketch has 80 points" in err and "--skip-long" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+    assert main([*args, "--skip-long"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sorted(p.name for p in out.iterdir()) == ["many_0.svg", "many_2.svg"]
+    assert [line for line in err if line.startswith("skipped")] == [
+        "skipped 1 sketch(es) with more points than the model's max_seq_len=64 (--skip-long): "
+        f"{tmp_path / 'many.npz'}#1"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,11 @@ def _finite(x: Any) -> bool:
 
 def _whole(x: Any, low: int = 0) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+
+def _integer(x: Any, low: int = 0) -> bool:
+    """Like ``_whole``, also for numpy integers (what array code hands over)."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= low
 
 
 @dataclass
@@ -328,6 +334,67 @@ class ClassifierConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ClassifierConfig":
         return _build(cls, d)
+
+
+HEAL_PRECISIONS = ("fp32", "bf16")  # heal.precision
+
+
+@dataclass
+class HealConfig:
+    """``sketchheal heal`` / ``sketchheal.heal``: how inputs are healed (the model itself is not a setting).
+
+    "Paper" is the published healing: one sample at temperature 0.01 from the encoder mean of the masked image.
+    """
+
+    # Erase probability p of the published patch protocol before healing; None or 0 = heal the input as it is.
+    mask: float | None = None
+    # Seed of the masks (row i of MaskTable(n, seed) for input i) and the sampling (noise key (seed, i, k)).
+    seed: int = 0
+    # Sampling temperature tau (> 0; ignored with greedy). Paper: 0.01; our default with best of 8: 0.1.
+    temperature: float = 0.1
+    # Healed sketches per input, each from the same code with its own noise.
+    samples: int = 1
+    # Deterministic decoding: the most likely mixture component and pen state, the component's mean.
+    greedy: bool = False
+    # Image inputs are light ink on a dark background.
+    invert: bool = False
+    # Sketches encoded and decoded together; changes speed only, never a result.
+    batch_size: int = 64
+    # Split of sketch-rnn .npz files that is read (train, valid or test).
+    split: str = "test"
+    # Heal only the first N sketches of each multi-sketch file; None = all.
+    limit: int | None = None
+    # "fp32", or "bf16": encoder under bfloat16 autocast, the decoder's matrix products in bfloat16 (faster on
+    # CPUs with AVX-512 BF16 and on GPUs, slightly different numbers).
+    precision: str = "fp32"
+    # Best of K: draw K sketches per sample, keep the one agreeing best with the input's ink; 1 = plain sampling
+    # (paper); None = 8 when sampling, 1 with greedy.
+    candidates: int | None = None
+    # Leave out vector sketches with more points than the model's max_seq_len (and count them) instead of failing.
+    skip_long: bool = False
+
+    def validate(self) -> "HealConfig":
+        """Raise ``ValueError`` naming the first field healing cannot run with (before anything is loaded)."""
+        _check(self.mask is None or (_finite(self.mask) and 0 <= self.mask <= 1),
+               f"mask must be a probability in [0, 1] (or None), got {self.mask!r}")
+        _check(_integer(self.seed, 0), f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("greedy", "invert", "skip_long"):
+            _check(isinstance(getattr(self, name), bool),
+                   f"{name} must be true or false, got {getattr(self, name)!r}")
+        _check(self.greedy or (_finite(self.temperature) and self.temperature > 0),
+               f"temperature must be > 0 (or use greedy), got {self.temperature!r}")
+        _check(_integer(self.samples, 1), f"samples must be >= 1, got {self.samples!r}")
+        _check(_integer(self.batch_size, 1), f"batch_size must be >= 1, got {self.batch_size!r}")
+        _check(isinstance(self.split, str) and bool(self.split), f"split must be a split name, got {self.split!r}")
+        _check(self.limit is None or _integer(self.limit, 1),
+               f"limit must be an integer >= 1 (or None: all), got {self.limit!r}")
+        _check(self.precision in HEAL_PRECISIONS,
+               f"precision must be one of {HEAL_PRECISIONS}, got {self.precision!r}")
+        _check(self.candidates is None or (_integer(self.candidates, 1)
+                                           and not (self.greedy and self.candidates > 1)),
+               f"candidates must be >= 1 (and 1 with greedy decoding, which draws one sketch), "
+               f"got {self.candidates!r}")
+        return self
 
 
 EVAL_DEVICES = ("auto", "cpu", "cuda", "mps")  # eval.device (also cuda:N)

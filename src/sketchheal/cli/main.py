@@ -19,7 +19,7 @@ COMMAND_MODULES = (
     "sketchheal.sketch.download",    # download
     "sketchheal.cli.train",              # train
     "sketchheal.cli.export",             # export, import-reference
-    "sketchheal.inference.heal",        # heal
+    "sketchheal.cli.heal",               # heal
     "sketchheal.cli.evaluate",           # evaluate
     "sketchheal.cli.classifier",         # train-classifier
     "sketchheal.cli.demo",               # demo

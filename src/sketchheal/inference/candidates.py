@@ -23,14 +23,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sketchheal.inference.sample import sample
+from sketchheal.sketch.render import render_or_blank
 from sketchheal.sketch.strokes import denormalize
 
 __all__ = ["ink_agreement", "best_of", "DEFAULT_CANDIDATES"]
 
-# Candidates per sample when healing (``sketchheal heal``, ``sketchheal.inference.heal``, the demo) is not told otherwise: best
-# of 8 at temperature 0.1 lifts the bundled model's healed retrieval on the test sheep from top-1 5.6 % (p = 0.1) /
-# top-10 23.2 % (p = 0.3) with the published single sample at temperature 0.01 to 16.1 / 41.6 %, for 8x the decoding
-# (README, Results). ``sketchheal evaluate`` keeps the published protocol (one sample) as its default.
+# Candidates per sample when healing (``sketchheal heal``, ``sketchheal.heal``, the demo) is not told otherwise:
+# best of 8 at temperature 0.1 lifts the bundled model's healed retrieval on the test sheep from top-1 5.6 %
+# (p = 0.1) / top-10 23.2 % (p = 0.3) with the published single sample at temperature 0.01 to 16.1 / 41.6 %, for 8x
+# the decoding (README, Results). ``sketchheal evaluate`` keeps the published protocol (one sample) as its default.
 DEFAULT_CANDIDATES = 8
 
 # Matching tolerance in pixels of the model's input image (2 px of 128 = 1.6 % of the canvas side).
@@ -64,14 +66,12 @@ def best_of(model: torch.nn.Module, z: torch.Tensor, images: np.ndarray, keys: S
             ) -> tuple[list[np.ndarray], np.ndarray]:
     """Heal codes ``z (B, Nz)`` of ``images (B, N, N)``: ``candidates`` samples each, keep the best by ink agreement.
 
-    Candidate 0 of sketch ``b`` uses noise key ``keys[b]`` (so ``candidates=1`` is :func:`sketchheal.inference.sample.sample`
-    with ``seeds=keys``), candidate ``c > 0`` the key ``(*keys[b], c)``. Candidates are rendered in ``mode`` at
+    Candidate 0 of sketch ``b`` uses noise key ``keys[b]`` (so ``candidates=1`` is
+    :func:`sketchheal.inference.sample.sample` with ``seeds=keys``), candidate ``c > 0`` the key ``(*keys[b], c)``.
+    Candidates are rendered in ``mode`` at
     ``size`` after multiplying their offsets by ``scale``. Returns the chosen normalised stroke-3 arrays and the
     ``(B, candidates)`` agreement scores (None-free; an empty candidate scores 0). Ties go to the lower candidate.
     """
-    from sketchheal.training.classifier import render_or_blank
-    from sketchheal.inference.sample import sample
-
     if candidates < 1:
         raise ValueError(f"candidates must be >= 1, got {candidates}")
     n = z.shape[0]

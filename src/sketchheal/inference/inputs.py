@@ -1,0 +1,200 @@
+"""What the user hands to ``heal``, turned into sketches and model images.
+
+Files (images, ``.npz``, ``.ndjson``, ``.svg``) and arrays become one :class:`HealInput` per sketch
+(:func:`expand_inputs`); each becomes the ``(N, N)`` image the model was trained on (:func:`input_image`), with the
+published patch masking when asked for. Every input is checked here, so a bad one is reported (naming it) before
+any healing starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sketchheal.inference.loading import Healer
+from sketchheal.sketch.image import array_to_gray, image_to_input, load_image
+from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES, load_file
+from sketchheal.sketch.render import MaskTable, corrupt, render
+from sketchheal.sketch.strokes import polylines_to_stroke3, simplify_polylines, validate
+from sketchheal.sketch.svg import svg_to_polylines
+from sketchheal.utils.npfile import open_npz
+from sketchheal.utils.paths import EXAMPLES_DIR
+
+__all__ = ["HealInput", "example_inputs", "expand_inputs", "input_image", "read_sketches", "too_long"]
+
+
+@dataclass
+class HealInput:
+    """One sketch to heal: exactly one of ``gray`` (an image, white paper = 1) and ``strokes`` is set.
+
+    ``index``: its position among all sketches of the call (it keys its mask row and its sampling noise).
+    """
+
+    source: str
+    name: str
+    gray: np.ndarray | None = None  # (H, W) float32 in [0, 1]; ink dark unless the caller inverts
+    strokes: np.ndarray | None = None  # (n, 3) float32 stroke-3, unnormalised
+    index: int = 0
+
+
+def read_sketches(path: str | os.PathLike, *, split: str = "test", limit: int | None = None) -> list[np.ndarray]:
+    """The stroke-3 sketches ``(n, 3) float32`` (unnormalised) of a vector file.
+
+    ``.npz``: a single sketch under ``strokes`` or ``sketch`` (what ``HealResult.save`` writes), or a sketch-rnn
+    file with ``train``/``valid``/``test`` arrays of sketches (``split`` picks one; default ``test``).
+    ``.ndjson``: QuickDraw drawings, simplified (``[[x...], [y...]]``) or raw (``[[x...], [y...], [t...]]``, put
+    through Google's simplification first). ``.svg``: every line of the drawing, scaled so the longer side is 255 and
+    simplified like QuickDraw (1-px resampling, RDP 2.0). ``limit`` keeps the first sketches only.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        single = _read_single_npz(path)
+        sketches = [single] if single is not None else _load_set(path, split, limit)
+    elif suffix == ".ndjson":
+        sketches = _load_set(path, split, limit)
+    elif suffix == ".svg":
+        lines = svg_to_polylines(path)
+        if not lines:
+            raise ValueError(f"{path}: the SVG has no lines (paths, polylines or lines) to heal")
+        sketches = [polylines_to_stroke3(simplify_polylines(lines))]
+    else:
+        raise ValueError(f"{path}: unknown sketch file type {suffix!r}; use .npz, .ndjson or .svg")
+    return sketches[:limit] if limit is not None else sketches
+
+
+def _read_single_npz(path: Path) -> np.ndarray | None:
+    """The sketch stored under ``strokes`` / ``sketch`` in an ``.npz``, None for a sketch-rnn split file."""
+    with open_npz(path) as data:  # read safely: never unpickles anything but arrays of numbers
+        keys = list(data.keys())
+        for key in ("strokes", "sketch"):
+            if key in keys:
+                try:
+                    arr = data[key]
+                except ValueError as e:
+                    raise ValueError(f"{path}[{key}]: not a numeric stroke-3 array ({e})") from None
+                return _check_strokes(arr, f"{path}[{key}]")
+    if not any(k in keys for k in ("train", "valid", "test")):
+        raise ValueError(f"{path}: no 'strokes'/'sketch' array and no sketch-rnn splits (train/valid/test); "
+                         f"keys are {keys}")
+    return None
+
+
+def _load_set(path: Path, split: str, limit: int | None) -> list[np.ndarray]:
+    """Every sketch of a sketch-rnn ``.npz`` split or a QuickDraw ``.ndjson`` file (``sketchheal.sketch.io``'s
+    reader, with no length limit and no clipping: the length is checked against the model later)."""
+    sketches = load_file(path, split, max_seq_len=None, clip=None)
+    if len(sketches) == 0:
+        raise ValueError(f"{path}: no usable sketches (dropped: {dict(sketches.dropped)})")
+    n = len(sketches) if limit is None else min(limit, len(sketches))
+    return [sketches[i] for i in range(n)]
+
+
+def _check_strokes(s3: Any, name: str) -> np.ndarray:
+    try:
+        a = np.asarray(s3)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: not a stroke-3 array ({e})") from None
+    return validate(a, name).astype(np.float32)
+
+
+def _is_stroke3(a: np.ndarray) -> bool:
+    """Arrays of shape ``(n, 3)`` are stroke-3 sketches (validated as such); other shapes are images."""
+    return a.ndim == 2 and a.shape[1] == 3
+
+
+def expand_inputs(inputs: Any, *, split: str = "test", limit: int | None = None) -> list[HealInput]:
+    """Files and arrays -> one :class:`HealInput` per sketch (multi-sketch files give several), in order.
+
+    Names are made unique and file-system safe; ``index`` counts the sketches from 0.
+    """
+    if isinstance(inputs, (str, os.PathLike, np.ndarray)) or torch.is_tensor(inputs):
+        inputs = [inputs]
+    items: list[HealInput] = []
+    for j, x in enumerate(inputs):
+        if torch.is_tensor(x):
+            x = x.detach().cpu().numpy()
+        if isinstance(x, np.ndarray):
+            name = f"input_{j}"
+            if _is_stroke3(x):
+                items.append(HealInput(source=f"array[{j}]", name=name, strokes=_check_strokes(x, f"array[{j}]")))
+            else:
+                items.append(HealInput(source=f"array[{j}]", name=name, gray=array_to_gray(x, f"array[{j}]")))
+            continue
+        if not isinstance(x, (str, os.PathLike)):
+            raise ValueError(f"input {j}: expected a file path or a numpy array, got {type(x).__name__}")
+        items.extend(_file_inputs(Path(x), split=split, limit=limit))
+    names: dict[str, int] = {}
+    for i, it in enumerate(items):  # unique, file-system-safe output names
+        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in it.name) or "sketch"
+        names[base] = names.get(base, 0) + 1
+        it.name = base if names[base] == 1 else f"{base}_{names[base]}"
+        it.index = i
+    return items
+
+
+def _file_inputs(path: Path, *, split: str, limit: int | None) -> list[HealInput]:
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; pass the files in it")
+    if suffix in SKETCH_SUFFIXES:
+        sketches = read_sketches(path, split=split, limit=limit)
+        multi = len(sketches) > 1
+        return [HealInput(source=f"{path}#{i}" if multi else str(path),
+                          name=f"{path.stem}_{i}" if multi else path.stem, strokes=s3)
+                for i, s3 in enumerate(sketches)]
+    try:  # any other suffix: try it as an image, the error says what was expected
+        gray = load_image(path)
+    except ValueError as e:
+        if suffix in IMAGE_SUFFIXES:
+            raise
+        raise ValueError(f"{e}; heal reads images ({', '.join(IMAGE_SUFFIXES)}) and sketches "
+                         f"({', '.join(SKETCH_SUFFIXES)})") from None
+    return [HealInput(source=str(path), name=path.stem, gray=gray)]
+
+
+def too_long(item: HealInput, healer: Healer) -> bool:
+    """Whether a vector input has more points than the model can draw (its ``max_seq_len``)."""
+    return item.strokes is not None and len(item.strokes) > healer.max_seq_len
+
+
+def long_sketch_error(item: HealInput, healer: Healer) -> ValueError:
+    """The error for a sketch longer than the model's limit, with the two ways out."""
+    return ValueError(f"{item.source}: the sketch has {len(item.strokes)} points, more than the model's "
+                      f"max_seq_len={healer.max_seq_len}: simplify it (sketchheal.sketch.strokes.rdp) or pass "
+                      "--skip-long (skip_long=True) to heal the others without it")
+
+
+def input_image(item: HealInput, healer: Healer, *, mask: float | None, table: MaskTable | None,
+                invert: bool = False) -> np.ndarray:
+    """The ``(N, N) float32`` model input of ``item`` (ink +1, background -1), masked with row ``item.index`` of
+    ``table`` when ``mask`` is set. Images go through :func:`sketchheal.sketch.image.image_to_input`."""
+    size, mode = healer.image_size, healer.render_mode
+    u = table.uniforms(item.index) if table is not None and mask else None
+    if item.strokes is not None:
+        if too_long(item, healer):
+            raise long_sketch_error(item, healer)
+        if u is not None:
+            return corrupt(item.strokes, u, mask, size, mode).corrupted
+        return render(item.strokes, size, mode)
+    return image_to_input(item.gray, size=size, mode=mode, invert=invert, mask=mask, uniforms=u, name=item.source)
+
+
+def example_inputs() -> list[Path]:
+    """The bundled example inputs (``sketchheal.utils.paths.EXAMPLES_DIR``), sorted by name."""
+    if not EXAMPLES_DIR.is_dir():
+        raise FileNotFoundError(f"no bundled examples at {EXAMPLES_DIR}")
+    files = sorted(p for p in EXAMPLES_DIR.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + SKETCH_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no example inputs in {EXAMPLES_DIR}")
+    return files
