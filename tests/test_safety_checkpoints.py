@@ -19,7 +19,7 @@ from sketchheal.config import preset
 from sketchheal.inference.heal import load_model
 from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.model.weights import read_checkpoint, read_torch_file, save_release
-from sketchheal.training.classifier import load_classifier
+from sketchheal.inference.classify import load_classifier
 from sketchheal.training.export import training_lineage
 from sketchheal.training.checkpoint import rng_state, set_rng_state
 from sketchheal.training.trainer import train

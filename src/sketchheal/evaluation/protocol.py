@@ -53,7 +53,7 @@ from sketchheal.inference.candidates import best_of
 from sketchheal.inference.heal import load_model
 from sketchheal.sketch.render import blank, corrupt, render_or_blank
 from sketchheal.sketch.strokes import denormalize
-from sketchheal.training.classifier import Classifier, classify, load_classifier, map_labels
+from sketchheal.inference.classify import Classifier, classify, load_classifier, map_labels
 from sketchheal.utils.devices import pick_device
 from sketchheal.utils.paths import repo_root
 from sketchheal.utils.version import __version__

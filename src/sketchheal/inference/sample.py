@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sketchheal.model.decoder import StrokeDecoder
 from sketchheal.sketch.strokes import SOS_TOKEN as SOS  # the stroke-5 start-of-sketch row (its one home)
 
 __all__ = ["sample", "encode_images", "heal_images", "SOS"]
@@ -219,10 +220,6 @@ class _GenericStepper:
 
 def _fused_ok(decoder: nn.Module) -> bool:
     """Whether ``decoder`` is the package's ``StrokeDecoder`` with the single-layer LSTM the fused step assumes."""
-    try:
-        from sketchheal.model.decoder import StrokeDecoder
-    except ImportError:  # pragma: no cover
-        return False
     lstm = getattr(decoder, "lstm", None)
     return (type(decoder) is StrokeDecoder and isinstance(lstm, nn.LSTM) and lstm.num_layers == 1
             and not lstm.bidirectional and lstm.bias and lstm.proj_size == 0 and lstm.batch_first

@@ -29,170 +29,28 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from sketchheal.config import ClassifierConfig
 from sketchheal.data.dataset import RenderedSketches, make_loader
-from sketchheal.model.weights import read_torch_file
+# The network and the inference side have their own homes; their names stay importable from here too.
+from sketchheal.inference.classify import (  # noqa: F401
+    CHECKPOINT_NAME, FORMAT, Classifier, classify, load_classifier, map_labels,
+)
+from sketchheal.model.sketchanet import SketchANet, build_network, sketchanet_geometry  # noqa: F401
 from sketchheal.sketch.io import load_sketches
 from sketchheal.training.rundir import dumps
 from sketchheal.utils.devices import pick_device
 from sketchheal.utils.fileio import atomic_path, atomic_write
 from sketchheal.utils.version import __version__
 
-CHECKPOINT_NAME = "classifier.pt"
 REPORT_NAME = "classifier.json"
-FORMAT = "sketchheal-classifier"
-MIN_IMAGE_SIZE = 28
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# network
-
-
-def _conv_out(n: int, kernel: int, stride: int = 1, pad: int = 0) -> int:
-    return (n + 2 * pad - kernel) // stride + 1
-
-
-def sketchanet_geometry(image_size: int) -> dict[str, int]:
-    """L1 kernel/stride, the spatial size after every stage and L6's kernel for an input of side ``image_size``."""
-    if image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"Sketch-a-Net needs image_size >= {MIN_IMAGE_SIZE}, got {image_size}")
-    k1 = max(3, int(round(15 * image_size / 225)))
-    k1 += 1 - k1 % 2  # odd
-    s1 = max(1, int(round(3 * image_size / 225)))
-    n1 = _conv_out(image_size, k1, s1)
-    p1 = _conv_out(n1, 3, 2)
-    n2 = _conv_out(p1, 5)
-    p2 = _conv_out(n2, 3, 2)
-    p5 = _conv_out(p2, 3, 2)  # L3-L5 keep the size (pad 1)
-    if min(n1, p1, n2, p2, p5) < 1:
-        raise ValueError(f"image_size {image_size} is too small for Sketch-a-Net")
-    return {"l1_kernel": k1, "l1_stride": s1, "after_l1": n1, "after_pool1": p1, "after_l2": n2,
-            "after_pool2": p2, "after_pool5": p5, "l6_kernel": p5}
-
-
-class SketchANet(nn.Module):
-    """Sketch-a-Net (Yu et al. 2015) for ``(B, 1, N, N)`` images -> ``(B, n_classes)`` logits."""
-
-    def __init__(self, n_classes: int, *, image_size: int = 128, width: float = 1.0, dropout: float = 0.5,
-                 batch_norm: bool = True):
-        super().__init__()
-        if n_classes < 1:
-            raise ValueError(f"n_classes must be >= 1, got {n_classes}")
-        geo = sketchanet_geometry(image_size)
-        self.image_size, self.geometry = image_size, geo
-        c = [max(4, int(round(ch * width))) for ch in (64, 128, 256, 256, 256, 512, 512)]
-
-        def block(cin: int, cout: int, k: int, s: int = 1, p: int = 0) -> list[nn.Module]:
-            layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, p, bias=not batch_norm)]
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(cout))
-            return layers + [nn.ReLU(inplace=True)]
-
-        self.features = nn.Sequential(
-            *block(1, c[0], geo["l1_kernel"], geo["l1_stride"]), nn.MaxPool2d(3, 2),
-            *block(c[0], c[1], 5), nn.MaxPool2d(3, 2),
-            *block(c[1], c[2], 3, 1, 1), *block(c[2], c[3], 3, 1, 1), *block(c[3], c[4], 3, 1, 1),
-            nn.MaxPool2d(3, 2),
-        )
-        self.head = nn.Sequential(
-            *block(c[4], c[5], geo["l6_kernel"]), nn.Dropout(dropout),
-            *block(c[5], c[6], 1), nn.Dropout(dropout),
-            nn.Conv2d(c[6], n_classes, 1),
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 1, N, N) in [-1, 1] -> logits (B, n_classes)."""
-        if images.ndim != 4 or images.shape[1:] != (1, self.image_size, self.image_size):
-            raise ValueError(f"expected images (B, 1, {self.image_size}, {self.image_size}), "
-                             f"got {tuple(images.shape)}")
-        return self.head(self.features(images)).flatten(1)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# configuration, checkpoint, inference
-
-
-@dataclass
-class Classifier:
-    """A loaded classifier: the network (eval mode, on ``device``) and how to draw its inputs."""
-
-    net: SketchANet
-    categories: list[str]
-    image_size: int
-    render_mode: str
-    device: torch.device
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.meta.get("test_accuracy")
-
-
-
-
-def _checkpoint_file(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT_NAME
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no classifier checkpoint here; train one with `sketchheal train-classifier`")
-    return p
-
-
-def load_classifier(path: str | os.PathLike, device: str | torch.device | None = None) -> Classifier:
-    """Load a checkpoint written by ``train_classifier`` (the file, or the folder holding ``classifier.pt``)."""
-    file = _checkpoint_file(path)
-    ckpt = read_torch_file(file)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{file}: not a sketchheal classifier checkpoint (written by `sketchheal train-classifier`)")
-    cfg = ClassifierConfig.from_dict(ckpt["config"])
-    net = build_network(cfg, len(ckpt["categories"]))
-    net.load_state_dict(ckpt["model"])
-    dev = pick_device(device)
-    net.to(dev).eval()
-    meta = {k: v for k, v in ckpt.items() if k not in ("model",)}
-    meta["path"] = str(file)
-    return Classifier(net=net, categories=list(ckpt["categories"]), image_size=cfg.image_size,
-                      render_mode=cfg.render_mode, device=dev, meta=meta)
-
-
-def build_network(cfg: ClassifierConfig, n_classes: int) -> SketchANet:
-    return SketchANet(n_classes, image_size=cfg.image_size, width=cfg.width, dropout=cfg.dropout,
-                      batch_norm=cfg.batch_norm)
-
-
-@torch.no_grad()
-def classify(clf: Classifier, images: np.ndarray | torch.Tensor, batch_size: int = 256
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Classify images (B, N, N) or (B, 1, N, N) in [-1, 1] (N = ``clf.image_size``).
-
-    Returns ``(labels (B,) int64, probs (B, C) float32)``; label c means ``clf.categories[c]``.
-    """
-    x = torch.as_tensor(images, dtype=torch.float32)
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
-    if x.ndim != 4 or x.shape[1:] != (1, clf.image_size, clf.image_size):
-        raise ValueError(f"classifier expects images of side {clf.image_size} (B, [1,] N, N), "
-                         f"got {tuple(x.shape)}; render them with size={clf.image_size}")
-    clf.net.eval()
-    probs = []
-    for start in range(0, x.shape[0], batch_size):
-        logits = clf.net(x[start:start + batch_size].to(clf.device))
-        probs.append(logits.float().softmax(1).cpu())
-    if not probs:
-        return np.zeros(0, np.int64), np.zeros((0, len(clf.categories)), np.float32)
-    p = torch.cat(probs).numpy()
-    return p.argmax(1).astype(np.int64), p.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -349,11 +207,3 @@ def train_classifier(data_paths: Sequence[str | os.PathLike], out_dir: str | os.
     return ckpt_path
 
 
-def map_labels(names: Sequence[str], labels: np.ndarray, categories: Sequence[str]) -> np.ndarray:
-    """Labels (N,) indexing ``names`` -> labels indexing ``categories`` (ValueError for an unknown category)."""
-    index = {c: i for i, c in enumerate(categories)}
-    missing = [n for n in names if n not in index]
-    if missing:
-        raise ValueError(f"categories {missing} are not among the classifier's {list(categories)}")
-    lut = np.array([index[n] for n in names], dtype=np.int64)
-    return lut[np.asarray(labels, dtype=np.int64)]
