@@ -170,7 +170,7 @@ def test_cli_train_classifier(tmp_path, capsys):
 
 def test_config_is_validated_and_the_report_is_strict_json(trained, tmp_path):
     ckpt, paths = trained
-    with pytest.raises(ValueError, match="classifier steps"):
+    with pytest.raises(ValueError, match="classifier.steps"):
         train_classifier(paths, tmp_path / "x", ClassifierConfig(steps=0), device="cpu", num_workers=0,
                          progress=False)
     with pytest.raises(ValueError, match="render_mode"):

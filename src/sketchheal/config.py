@@ -46,6 +46,28 @@ def _integer(x: Any, low: int = 0) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= low
 
 
+# Kinds of numeric field for _check_fields: (test, what the message says the value must be).
+_KINDS = {
+    "int>=0": (lambda v: _whole(v, 0), "an integer >= 0"),
+    "int>=1": (lambda v: _whole(v, 1), "an integer >= 1"),
+    ">0": (lambda v: _finite(v) and v > 0, "a positive number"),
+    ">=0": (lambda v: _finite(v) and v >= 0, "a number >= 0"),
+    "[0,1]": (lambda v: _finite(v) and 0 <= v <= 1, "in [0, 1]"),
+    "[0,1)": (lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
+    "(0,1]": (lambda v: _finite(v) and 0 < v <= 1, "in (0, 1]"),
+}
+
+
+def _check_fields(section: str, obj: Any, rules: dict[str, str | tuple[str, ...]]) -> None:
+    """``ValueError`` naming ``section.field`` for the first field that breaks its rule: a ``_KINDS`` key, or a
+    tuple of the allowed values."""
+    for name, rule in rules.items():
+        value = getattr(obj, name)
+        ok, what = ((value in rule, f"one of {rule}") if isinstance(rule, tuple)
+                    else (_KINDS[rule][0](value), _KINDS[rule][1]))
+        _check(ok, f"{section}.{name} must be {what}, got {value!r}")
+
+
 @dataclass
 class DataConfig:
     # Sketch files: sketch-rnn .npz (one per category) or QuickDraw .ndjson. Paper: the 17 PAPER_CATEGORIES .npz.
@@ -81,24 +103,13 @@ class DataConfig:
         """Raise ``ValueError`` naming the first field that no data pipeline can be built from."""
         _check(isinstance(self.paths, list) and all(isinstance(p, str) for p in self.paths),
                f"data.paths must be a list of file names, got {self.paths!r}")
-        _check(_whole(self.max_seq_len, 1), f"data.max_seq_len must be an integer >= 1, got {self.max_seq_len!r}")
-        _check(_finite(self.clip) and self.clip > 0, f"data.clip must be a positive number, got {self.clip!r}")
-        _check(_whole(self.image_size, 1), f"data.image_size must be an integer >= 1, got {self.image_size!r}")
-        _check(self.render_mode in RENDER_MODES,
-               f"data.render_mode must be one of {RENDER_MODES}, got {self.render_mode!r}")
-        _check(_finite(self.mask_prob) and 0 <= self.mask_prob <= 1,
-               f"data.mask_prob must be in [0, 1], got {self.mask_prob!r}")
-        _check(_finite(self.mask_prob_max) and (self.mask_prob_max == 0 or self.mask_prob <= self.mask_prob_max <= 1),
+        _check_fields("data", self, {
+            "max_seq_len": "int>=1", "clip": ">0", "image_size": "int>=1", "render_mode": RENDER_MODES,
+            "mask_prob": "[0,1]", "mask_prob_max": "[0,1]", "deform_rotate": ">=0", "deform_scale": "[0,1)",
+            "deform_jitter": ">=0", "max_patches": "int>=1", "num_workers": "int>=0"})
+        _check(self.mask_prob_max == 0 or self.mask_prob <= self.mask_prob_max,
                f"data.mask_prob_max must be 0 (off) or in [data.mask_prob={self.mask_prob}, 1], "
                f"got {self.mask_prob_max!r}")
-        _check(_finite(self.deform_rotate) and self.deform_rotate >= 0,
-               f"data.deform_rotate must be >= 0 degrees, got {self.deform_rotate!r}")
-        _check(_finite(self.deform_scale) and 0 <= self.deform_scale < 1,
-               f"data.deform_scale must be in [0, 1), got {self.deform_scale!r}")
-        _check(_finite(self.deform_jitter) and self.deform_jitter >= 0,
-               f"data.deform_jitter must be >= 0, got {self.deform_jitter!r}")
-        _check(_whole(self.max_patches, 1), f"data.max_patches must be an integer >= 1, got {self.max_patches!r}")
-        _check(_whole(self.num_workers, 0), f"data.num_workers must be an integer >= 0, got {self.num_workers!r}")
 
 
 @dataclass
@@ -141,14 +152,11 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` for settings no encoder/decoder can be built from (checked by ``LmserPix2Seq``)."""
-        _check(self.encoder in ENCODERS, f"model.encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        _check(self.gmlp_residual in GMLP_RESIDUALS,
-               f"model.gmlp_residual must be one of {GMLP_RESIDUALS}, got {self.gmlp_residual!r}")
-        for name in ("image_size", "patch_size", "d_model", "d_ffn", "z_size", "dec_hidden", "num_mixtures",
-                     "cnn_channels"):
-            value = getattr(self, name)
-            _check(_whole(value, 1), f"model.{name} must be a positive integer, got {value!r}")
-        _check(_whole(self.lmser_loops, 0), f"model.lmser_loops must be an integer >= 0, got {self.lmser_loops!r}")
+        _check_fields("model", self, {
+            "encoder": ENCODERS, "gmlp_residual": GMLP_RESIDUALS, "lmser_loops": "int>=0", "dropout": "[0,1)",
+            "input_dropout": "[0,1)", "target_size": ">=0",
+            **{name: "int>=1" for name in ("image_size", "patch_size", "d_model", "d_ffn", "z_size", "dec_hidden",
+                                           "num_mixtures", "cnn_channels")}})
         if self.encoder == "gmlp":
             _check(self.image_size % self.patch_size == 0,
                    f"model.image_size {self.image_size} is not a multiple of model.patch_size {self.patch_size}")
@@ -157,11 +165,6 @@ class ModelConfig:
         else:
             _check(self.image_size % 16 == 0,
                    f"the CNN encoder needs model.image_size divisible by 16, got {self.image_size}")
-        _check(_finite(self.dropout) and 0 <= self.dropout < 1, f"model.dropout must be in [0, 1), got {self.dropout!r}")
-        _check(_finite(self.input_dropout) and 0 <= self.input_dropout < 1,
-               f"model.input_dropout must be in [0, 1), got {self.input_dropout!r}")
-        _check(_finite(self.target_size) and self.target_size >= 0,
-               f"model.target_size must be >= 0 (0 = size as drawn), got {self.target_size!r}")
 
 
 @dataclass
@@ -241,39 +244,18 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field a training run cannot use."""
-        _check(_whole(self.batch_size, 1), f"train.batch_size must be an integer >= 1, got {self.batch_size!r}")
-        _check(_whole(self.steps, 0), f"train.steps must be an integer >= 0, got {self.steps!r}")
-        _check(_finite(self.lr) and self.lr > 0, f"train.lr must be a positive number, got {self.lr!r}")
-        _check(_finite(self.lr_decay) and 0 < self.lr_decay <= 1, f"train.lr_decay must be in (0, 1], got {self.lr_decay!r}")
-        _check(_finite(self.min_lr) and self.min_lr >= 0, f"train.min_lr must be >= 0, got {self.min_lr!r}")
-        _check(_whole(self.warmup_steps, 0),
-               f"train.warmup_steps must be >= 0 (0 = no warm-up), got {self.warmup_steps!r}")
-        _check(_finite(self.grad_clip) and self.grad_clip >= 0,
-               f"train.grad_clip must be >= 0 (0 = no clipping), got {self.grad_clip!r}")
-        _check(_finite(self.image_loss_weight) and self.image_loss_weight >= 0,
-               f"train.image_loss_weight must be >= 0 (0.5 = the paper), got {self.image_loss_weight!r}")
-        _check(_finite(self.pen_loss_weight) and self.pen_loss_weight > 0,
-               f"train.pen_loss_weight must be a positive number (1 = the paper), got {self.pen_loss_weight!r}")
-        _check(_finite(self.kl_weight) and self.kl_weight >= 0,
-               f"train.kl_weight must be >= 0 (0 = the paper), got {self.kl_weight!r}")
-        _check(_finite(self.kl_min) and self.kl_min >= 0, f"train.kl_min must be >= 0, got {self.kl_min!r}")
-        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
-               f"train.seed must be an integer >= 0, got {self.seed!r}")
+        _check_fields("train", self, {
+            "batch_size": "int>=1", "steps": "int>=0", "lr": ">0", "lr_decay": "(0,1]", "min_lr": ">=0",
+            "warmup_steps": "int>=0", "grad_clip": ">=0", "image_loss_weight": ">=0", "pen_loss_weight": ">0",
+            "kl_weight": ">=0", "kl_min": ">=0", "seed": "int>=0", "init_parts": INIT_PARTS, "bf16": BF16_MODES,
+            "threads": "int>=0", "checkpoint_every": "int>=0", "eval_every": "int>=0", "eval_batches": "int>=0",
+            "sample_every": "int>=0", "log_every": "int>=1", "nan_patience": "int>=1",
+            "rollback_lr_factor": "(0,1]"})
         _check(isinstance(self.init_from, str), f"train.init_from must be a path or \"\", got {self.init_from!r}")
-        _check(self.init_parts in INIT_PARTS,
-               f"train.init_parts must be one of {INIT_PARTS}, got {self.init_parts!r}")
         _check(not (self.freeze_encoder and self.freeze_decoder),
                "train.freeze_encoder and train.freeze_decoder together leave nothing to train; set at most one of them")
         _check(isinstance(self.device, str) and bool(self.device),
                f"train.device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
-        _check(self.bf16 in BF16_MODES, f"train.bf16 must be one of {BF16_MODES}, got {self.bf16!r}")
-        for name in ("threads", "checkpoint_every", "eval_every", "eval_batches", "sample_every"):
-            value = getattr(self, name)
-            _check(_whole(value, 0), f"train.{name} must be an integer >= 0, got {value!r}")
-        _check(_whole(self.log_every, 1), f"train.log_every must be an integer >= 1, got {self.log_every!r}")
-        _check(_whole(self.nan_patience, 1), f"train.nan_patience must be an integer >= 1, got {self.nan_patience!r}")
-        _check(_finite(self.rollback_lr_factor) and 0 < self.rollback_lr_factor <= 1,
-               f"train.rollback_lr_factor must be in (0, 1], got {self.rollback_lr_factor!r}")
 
 
 @dataclass
@@ -312,23 +294,11 @@ class ClassifierConfig:
 
     def validate(self) -> "ClassifierConfig":
         """Raise ``ValueError`` naming the first field a classifier cannot be trained or built from."""
-        _check(_whole(self.image_size, 28), f"classifier image_size must be an integer >= 28, got {self.image_size!r}")
-        _check(self.render_mode in RENDER_MODES,
-               f"classifier render_mode must be one of {RENDER_MODES}, got {self.render_mode!r}")
-        _check(_whole(self.max_seq_len, 1), f"classifier max_seq_len must be an integer >= 1, got {self.max_seq_len!r}")
-        _check(_finite(self.width) and self.width > 0, f"classifier width must be a positive number, got {self.width!r}")
-        _check(_finite(self.dropout) and 0 <= self.dropout < 1, f"classifier dropout must be in [0, 1), got {self.dropout!r}")
-        _check(_whole(self.steps, 1), f"classifier steps must be an integer >= 1, got {self.steps!r}")
-        _check(_whole(self.batch_size, 1), f"classifier batch_size must be an integer >= 1, got {self.batch_size!r}")
-        _check(_finite(self.lr) and self.lr > 0, f"classifier lr must be a positive number, got {self.lr!r}")
-        _check(_finite(self.weight_decay) and self.weight_decay >= 0,
-               f"classifier weight_decay must be >= 0, got {self.weight_decay!r}")
-        _check(_whole(self.seed, 0), f"classifier seed must be an integer >= 0, got {self.seed!r}")
-        _check(_finite(self.jitter_scale) and 0 <= self.jitter_scale < 1,
-               f"classifier jitter_scale must be in [0, 1), got {self.jitter_scale!r}")
-        for name in ("jitter_rotate", "jitter_shift"):
-            value = getattr(self, name)
-            _check(_finite(value) and value >= 0, f"classifier {name} must be >= 0, got {value!r}")
+        _check_fields("classifier", self, {
+            "render_mode": RENDER_MODES, "max_seq_len": "int>=1", "width": ">0", "dropout": "[0,1)",
+            "steps": "int>=1", "batch_size": "int>=1", "lr": ">0", "weight_decay": ">=0", "seed": "int>=0",
+            "jitter_scale": "[0,1)", "jitter_rotate": ">=0", "jitter_shift": ">=0"})
+        _check(_whole(self.image_size, 28), f"classifier.image_size must be an integer >= 28, got {self.image_size!r}")
         return self
 
     @classmethod
