@@ -69,7 +69,7 @@ def sheep_strokes(n: int = 40) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def healer(tmp_path_factory):
-    from sketchheal.inference.heal import load_model
+    from sketchheal.inference.loading import load_model
 
     return load_model(make_tiny_model(tmp_path_factory.mktemp("model") / "tiny"), device="cpu")
 

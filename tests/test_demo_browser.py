@@ -59,7 +59,7 @@ def demo_server(model: str | Path | None, examples: str | Path | None) -> Iterat
     """Serve the demo page in background threads of this process; yields its URL."""
     from sketchheal.demo.app import build_app, serve
     from sketchheal.demo.logic import OutputFolders
-    from sketchheal.inference.heal import load_model
+    from sketchheal.inference.loading import load_model
 
     with tempfile.TemporaryDirectory(prefix="sketchheal-demo-test-") as out:
         app = build_app(load_model(model, device="cpu"), outputs=OutputFolders(out), examples_dir=examples)

@@ -25,7 +25,7 @@ from pathlib import Path
 from sketchheal.demo.logic import (BRUSH_RADIUS, CANVAS_SIZE, MAX_CANDIDATES, MAX_SAMPLES, MAX_UPLOAD_MB,
                                    RESULT_SIZE, OutputFolders, example_canvas, heal_sketch, list_examples)
 from sketchheal.inference.candidates import DEFAULT_CANDIDATES
-from sketchheal.inference.heal import Healer, load_model
+from sketchheal.inference.loading import Healer, load_model
 
 __all__ = ["build_app", "serve", "launch_demo", "theme", "configure_offline", "gradio_available", "check_port",
            "INSTALL_HINT"]

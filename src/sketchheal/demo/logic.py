@@ -25,7 +25,9 @@ import cv2
 import numpy as np
 
 from sketchheal.inference.candidates import DEFAULT_CANDIDATES
-from sketchheal.inference.heal import Healer, HealResult, heal, read_sketches
+from sketchheal.inference.heal import HealResult, heal
+from sketchheal.inference.inputs import read_sketches
+from sketchheal.inference.loading import Healer
 from sketchheal.sketch.image import load_image
 from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES
 from sketchheal.sketch.viz import draw_strokes, model_image_to_u8
