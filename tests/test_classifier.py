@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal.training.classifier import (
-    CHECKPOINT_NAME, REPORT_NAME, ClassifierConfig, SketchANet, classify, jitter, load_classifier, map_labels,
-    sketchanet_geometry, train_classifier,
-)
+from sketchheal.config import ClassifierConfig
+from sketchheal.inference.classify import CHECKPOINT_NAME, classify, load_classifier, map_labels
+from sketchheal.model.sketchanet import SketchANet, sketchanet_geometry
+from sketchheal.training.classifier import REPORT_NAME, jitter, train_classifier
 
 KINDS = ("circle", "zigzag", "cross", "square")
 

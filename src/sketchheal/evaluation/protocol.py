@@ -40,6 +40,7 @@ import torch
 from tqdm import tqdm
 
 from sketchheal.config import EvalConfig
+from sketchheal.data.dataset import make_loader
 from sketchheal.evaluation.diagnostics import code_stability, decoder_check
 from sketchheal.evaluation.evalset import (
     KS, MASK_FILE, EvalSet, ModelRun, build_eval_set, encode, mask_label, model_names, model_render_mode,
@@ -152,7 +153,7 @@ def default_workers() -> int:
 def _loader(dataset: torch.utils.data.Dataset, batch_size: int, num_workers: int | None
             ) -> torch.utils.data.DataLoader:
     workers = default_workers() if num_workers is None else num_workers
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    return make_loader(dataset, batch_size, num_workers=workers, persistent_workers=False)
 
 
 def _progress(iterable, *, total: int, desc: str, enabled: bool):

@@ -1,27 +1,14 @@
-"""Sketch-a-Net classifier for the recognition-accuracy metric of sketch healing.
+"""Training the Sketch-a-Net classifier of the recognition-accuracy metric (``sketchheal train-classifier``).
 
 The sketch-healing papers (SketchHealer, SketchLattice, SP-gra2seq, Lmser-pix2seq) measure healing quality by
 how often a sketch classifier "trained on the full training sketches" recognises the healed sketches. None of
 them releases that classifier, its input size (225 px in SP-gra2seq, 256 px in Lmser-pix2seq) or its weights, so
 we train our own and report its accuracy on the uncorrupted test sketches as the ceiling of that metric.
 
-Architecture (Yu et al., "Sketch-a-Net that beats humans", BMVC 2015), single network, single channel:
-
-    L1 conv 15x15/3, 64 -> maxpool 3/2 -> L2 conv 5x5/1, 128 -> maxpool 3/2
-    -> L3, L4, L5 conv 3x3/1 pad 1, 256 -> maxpool 3/2
-    -> L6 conv 7x7 (= fully connected), 512, dropout 0.5 -> L7 conv 1x1, 512, dropout 0.5 -> L8 conv 1x1, classes
-    (ReLU after every layer but L8)
-
-Adaptation to other input sizes (``SketchANet(image_size=N)``): L1's kernel and stride shrink with N
-(kernel = 15 N / 225 rounded to an odd number >= 3, stride = 3 N / 225 rounded, >= 1), and L6's kernel is whatever
-spatial size is left, so L6 stays a fully connected layer. N = 225 gives the paper's network exactly; at our
-default N = 128 L1 is 9x9/2 and L6 is 5x5. Other differences from the paper: batch normalisation after each
-convolution (``batch_norm=True``, for stable training from scratch with Adam; the 2015 network has none), no
-multi-scale / stroke-order ensemble (the paper's final model is an ensemble of such networks), and an optional
-channel-width multiplier ``width`` (1.0 = the paper's channel counts) used by the tests.
-
-Inputs follow the package convention: ``(B, 1, N, N)`` float32, ink +1, background -1, drawn by
-``sketchheal.sketch.render.render(s3, size=N, mode=...)`` (default the published "reference" rendering at 128 px).
+The network is :mod:`sketchheal.model.sketchanet` (Yu et al. 2015, adapted to other input sizes); loading and
+classifying is :mod:`sketchheal.inference.classify`; the settings are :class:`sketchheal.config.ClassifierConfig`.
+Training: AdamW with a 2 % linear warm-up and a cosine decay to 1 %, on uncorrupted renderings (``(B, 1, N, N)``,
+ink +1, background -1, the published "reference" rendering by default) with a small random affine jitter.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from torch import nn
 
 from sketchheal.config import INIT_PARTS, Config, ModelConfig, apply_overrides, preset
 from sketchheal.data.dataset import HealingDataset
-from sketchheal.inference.heal import load_model
+from sketchheal.inference.loading import load_model
 from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.model.weights import read_checkpoint
 from sketchheal.sketch.io import SketchSet, compute_scale, load_sketches
