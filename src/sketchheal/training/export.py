@@ -16,7 +16,9 @@ import torch
 
 from sketchheal.config import PAPER_CATEGORIES, Config, ModelConfig
 from sketchheal.model.pix2seq import LmserPix2Seq
-from sketchheal.model.weights import load_state_dict_checked, read_torch_file, save_release, strip_wrapper_prefixes
+from sketchheal.model.weights import (
+    load_state_dict_checked, read_checkpoint, read_torch_file, save_release, strip_wrapper_prefixes,
+)
 
 # The published code hard-codes this normalisation scale at test time (std of the paper's 17 training sets).
 REFERENCE_SCALE = 44.18034
@@ -176,7 +178,7 @@ def training_lineage(ckpt: dict[str, Any], *, max_depth: int = 32) -> list[dict[
                 extra = meta.get("extra") or {}
                 step, parent = extra.get("step"), (extra.get("train") or {}).get("init_from") or ""
             else:
-                src = read_torch_file(path / "ckpt_last.pt" if path.is_dir() else path)
+                src = read_checkpoint(path)
                 step = src.get("step")
                 parent = ((src.get("config") or {}).get("train") or {}).get("init_from") or ""
         except (OSError, ValueError, RuntimeError, AttributeError, TypeError):
@@ -188,17 +190,13 @@ def training_lineage(ckpt: dict[str, Any], *, max_depth: int = 32) -> list[dict[
 
 def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, *,
                       extra: dict[str, Any] | None = None) -> LmserPix2Seq:
-    """Turn a training checkpoint (``sketchheal train``) into a release directory; return the model."""
+    """Turn a training checkpoint (``sketchheal train``; a run folder means its ``ckpt_last.pt``) into a release
+    directory; return the model."""
     path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
-    ckpt = read_torch_file(path)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: not a sketchheal training checkpoint (a dict with keys {list(CHECKPOINT_KEYS)})")
+    ckpt = read_checkpoint(path)  # weights_only; refuses foreign files and newer checkpoint formats
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing:
-        hint = " (a state dict? use a checkpoint written by `sketchheal train`)" if "model" not in ckpt else ""
-        raise ValueError(f"{path}: not a sketchheal training checkpoint: missing key(s) {missing}{hint}")
+        raise ValueError(f"{path}: not a sketchheal training checkpoint: missing key(s) {missing}")
     try:
         cfg = Config.from_dict(ckpt["config"])
     except (TypeError, ValueError, AttributeError) as e:
