@@ -22,7 +22,7 @@ D, FFN, TOKENS, PATCH, NZ, M = 128, 768, 64, 16, 128, 20
 
 
 def published_state_dicts(hidden: int = 512, seed: int = 0):
-    """State dicts with exactly the published names and shapes (LMSER_PIX2SEQ.md), random values."""
+    """State dicts with exactly the published names and shapes (docs/reference.md), random values."""
     g = torch.Generator().manual_seed(seed)
 
     def rnd(*shape, scale=0.1):

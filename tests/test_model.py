@@ -90,7 +90,7 @@ def test_forward_shapes(changes):
     for r in out["recons"]:
         assert r.shape == (b, 1, cfg.image_size, cfg.image_size)
         assert r.abs().max() <= 1
-    losses = model.compute_losses(out, batch, preset("tiny").train)
+    losses = model.compute_losses(out, batch, **preset("tiny").train.loss_weights())
     assert set(losses) == {"loss", "stroke", "image", "kl"}
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     losses["loss"].backward()
@@ -105,7 +105,8 @@ def test_pen_loss_weight_changes_the_loss_not_the_logged_stroke_loss():
     out = model(batch["corrupted"], batch["strokes"], batch["length"])
     paper = preset("tiny").train
     weighted = dataclasses.replace(paper, pen_loss_weight=3.0)
-    a, w = model.compute_losses(out, batch, paper), model.compute_losses(out, batch, weighted)
+    a, w = (model.compute_losses(out, batch, **paper.loss_weights()),
+            model.compute_losses(out, batch, **weighted.loss_weights()))
     assert torch.equal(a["stroke"], w["stroke"])  # the logged L_R stays comparable across runs
     assert w["loss"] > a["loss"]
     assert torch.allclose(a["loss"], a["stroke"] + paper.image_loss_weight * a["image"])
@@ -118,7 +119,7 @@ def test_bf16_autocast_keeps_losses_fp32():
     batch = make_batch(cfg)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(batch["corrupted"], batch["strokes"], batch["length"])
-        losses = model.compute_losses(out, batch, preset("tiny").train)
+        losses = model.compute_losses(out, batch, **preset("tiny").train.loss_weights())
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
     losses["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
@@ -187,7 +188,7 @@ def test_determinism():
 
 
 def test_parameter_counts_match_the_paper():
-    # LMSER_PIX2SEQ.md: encoder 1.34 M, decoder 1.52 M (H = 512).
+    # docs/reference.md ("Model"): encoder 1.34 M, decoder 1.52 M (H = 512).
     counts = LmserPix2Seq(ModelConfig()).num_parameters()
     assert counts["encoder"] == pytest.approx(1.34e6, rel=0.02)
     assert counts["decoder"] == pytest.approx(1.52e6, rel=0.02)
@@ -266,7 +267,7 @@ def test_loss_decreases_on_a_fixed_batch(encoder):
     try:
         for _ in range(40):
             out = model(batch["corrupted"], batch["strokes"], batch["length"])
-            loss = model.compute_losses(out, batch, train_cfg)["loss"]
+            loss = model.compute_losses(out, batch, **train_cfg.loss_weights())["loss"]
             opt.zero_grad()
             loss.backward()
             opt.step()

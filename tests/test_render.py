@@ -13,7 +13,7 @@ from sketchheal.sketch.render import MaskTable, corrupt, patch_candidates, rende
 
 
 # --------------------------------------------------------------------------------------------------------------
-# A literal, row-by-row transcription of LMSER_PIX2SEQ.md "Rasterisation and corruption": one cv2.line per drawn
+# A literal, row-by-row transcription of docs/reference.md "Rasterisation and corruption": one cv2.line per drawn
 # segment, the candidate counter, erasure on a canvas padded by 384 px with Python slicing (squares that do not
 # slice to 128 x 128 are skipped), then the default cv2.resize and ToTensor + Normalize(0.5, 0.5).
 # --------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 An Lmser block is a U-shaped autoencoder (4 down blocks, 4 up blocks, skip connections that average the two paths)
 run ``T = cfg.lmser_loops`` more times with shared weights: each loop re-encodes the previous reconstruction, and
 the down path also receives the previous up-path features (the feedback connections). With the down features
-``x1..x4`` and the up features ``y0..y3`` (LMSER_PIX2SEQ.md, "Model"):
+``x1..x4`` and the up features ``y0..y3`` (docs/reference.md, "Model"):
 
     first pass:  x1 = down1(E(img)),          x2 = down2(x1),            x3 = down3(x2),           x4 = down4(x3)
     each loop:   x1 = (down1(E(rec)) + y1)/2,  x2 = (down2(x1) + y2)/2,   x3 = (down3(x2) + y3)/2,  x4 = down4(x3)/2

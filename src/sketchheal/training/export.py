@@ -24,7 +24,7 @@ from sketchheal.model.weights import (
 REFERENCE_SCALE = 44.18034
 CHECKPOINT_KEYS = ("model", "config", "step", "scale", "categories", "max_seq_len", "version")
 
-# Published encoder key prefixes -> ours (LMSER_PIX2SEQ.md, "Layout of the released checkpoints").
+# Published encoder key prefixes -> ours (docs/reference.md, "Layout of the released checkpoints").
 _ENCODER_RENAMES = {
     "patcher.": "encoder.patch_embed.",
     "reclinear.": "encoder.to_pixels.",
