@@ -177,3 +177,21 @@ def test_bad_arguments(model, codes):
         sample(model, codes[0], max_len=5)
     with pytest.raises(ValueError, match="shape"):
         encode_images(model, torch.zeros(2, 3, 32, 32))
+
+
+def test_the_draw_has_one_home_in_model_mixture(model, codes, monkeypatch):
+    """sample() draws every row through model.mixture.draw (the same function as mixture.sample_step)."""
+    m, n = 3, 16
+    params = torch.randn(n, 6 * m + 3, generator=torch.Generator().manual_seed(4))
+    noise = torch.from_numpy(S._noise([(1, i) for i in range(n)], 2, m))
+    settings = S._Settings(max_len=2, temperature=0.3, greedy=False, m=m, check_every=1)
+    d, pen = S._RowSampler(settings, noise, torch.device("cpu"))(params, 1)
+    d2, pen2 = mixture.draw(params, noise[:, 1], temperature=0.3)
+    assert torch.equal(d, d2) and torch.equal(pen, pen2)
+    greedy = mixture.draw(params, None, temperature=0.3, greedy=True)
+    row = mixture.sample_step(params, temperature=0.3, greedy=True)
+    assert torch.equal(row[:, :2], greedy[0]) and torch.equal(row[:, 2:].argmax(1), greedy[1])
+    calls = []
+    monkeypatch.setattr(S, "draw", lambda *a, **k: (calls.append(1), mixture.draw(*a, **k))[1])
+    sample(model, codes[:2], max_len=5, temperature=0.5, seeds=[0, 1])
+    assert calls

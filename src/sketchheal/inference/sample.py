@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from sketchheal.model.decoder import StrokeDecoder
+from sketchheal.model.mixture import draw
 from sketchheal.sketch.strokes import SOS_TOKEN as SOS  # the stroke-5 start-of-sketch row (its one home)
 
 __all__ = ["sample", "encode_images", "heal_images", "SOS"]
@@ -110,14 +111,12 @@ class _Settings:
 
 
 class _RowSampler:
-    """Turns ``params (n, 6M+3)`` into the next stroke-5 rows with pre-drawn per-sketch noise."""
+    """Turns ``params (n, 6M+3)`` into the next stroke-5 rows with pre-drawn per-sketch noise
+    (:func:`sketchheal.model.mixture.draw`, the one home of the draw)."""
 
     def __init__(self, cfg: _Settings, noise: torch.Tensor | None, device: torch.device):
         self.cfg = cfg
         self.noise = noise  # (n, steps, M + 5) or None when greedy
-        self.inv_tau = 1.0 / cfg.temperature if not cfg.greedy else 0.0
-        self.sqrt_tau = math.sqrt(cfg.temperature) if not cfg.greedy else 0.0
-        self.rows = torch.arange(noise.shape[0] if noise is not None else 0, device=device)
 
     def keep(self, rows: torch.Tensor) -> None:
         if self.noise is not None:
@@ -125,30 +124,8 @@ class _RowSampler:
 
     def __call__(self, params: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``params (n, 6M+3)`` at step ``t`` -> ``(d (n, 2) offsets, pen (n,) int64 in {0, 1, 2})``."""
-        m = self.cfg.m
-        n = params.shape[0]
-        mix = params[:, : 6 * m].reshape(n, m, 6)  # per component: pi_logit, mu_x, mu_y, log_sx, log_sy, rho_raw
-        pen_logits = params[:, 6 * m:]
-        if self.cfg.greedy:
-            k = mix[:, :, 0].argmax(1)
-            pen = pen_logits.argmax(1)
-        else:
-            g = self.noise[:, t]  # (n, M + 5)
-            k = torch.add(g[:, :m], mix[:, :, 0], alpha=self.inv_tau).argmax(1)  # Gumbel-max of softmax(l / tau)
-            pen = torch.add(g[:, m: m + 3], pen_logits, alpha=self.inv_tau).argmax(1)
-        if self.rows.shape[0] != n:
-            self.rows = torch.arange(n, device=params.device)
-        sel = mix[self.rows, k]  # (n, 6): the chosen component
-        mean = sel[:, 1:3]
-        if self.cfg.greedy:
-            return mean, pen
-        sigma = sel[:, 3:5].exp().mul_(self.sqrt_tau)  # covariance * tau  <=>  sigma * sqrt(tau)
-        rho_raw = sel[:, 5]
-        e0, e1 = g[:, m + 3], g[:, m + 4]
-        # Cholesky factor of [[1, rho], [rho, 1]]: (e0, rho e0 + sqrt(1 - rho^2) e1), rho = tanh(rho_raw), and
-        # sqrt(1 - tanh^2 x) = 1 / cosh x (exact, and 0 where cosh overflows)
-        ey = torch.addcdiv(rho_raw.tanh().mul_(e0), e1, rho_raw.cosh())
-        return torch.addcmul(mean, sigma, torch.stack([e0, ey], 1)), pen
+        noise = None if self.cfg.greedy else self.noise[:, t]  # (n, M + 5)
+        return draw(params, noise, temperature=self.cfg.temperature, greedy=self.cfg.greedy)
 
 
 class _FusedLSTMStepper:

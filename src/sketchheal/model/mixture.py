@@ -123,42 +123,58 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor, kl_min: float) -> torch.Tens
     return torch.clamp(kl_divergence(mu, logvar), min=kl_min)
 
 
-def _gumbel_argmax(log_p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One draw from softmax(log_p) along the last axis (Gumbel-max: exact, and stable for huge log_p)."""
-    u = torch.rand(log_p.shape, generator=generator, device=log_p.device, dtype=log_p.dtype)
-    gumbel = -torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
-    return torch.argmax(log_p + gumbel, dim=-1)
+def draw(params: torch.Tensor, noise: torch.Tensor | None, *, temperature: float,
+         greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """THE mixture sampler step: ``params (n, 6M+3)`` and pre-drawn ``noise (n, M+5)`` -> ``(d (n, 2), pen (n,))``.
+
+    ``noise`` per row: M + 3 standard Gumbel draws (the components, then the pen states) and 2 standard normals;
+    where it comes from is the caller's choice (one stream per sketch in ``sketchheal.inference.sample``, a torch
+    generator in :func:`sample_step`). Temperature tau as published (sketch-rnn): weights and pen probabilities
+    ``softmax(log p / tau)`` (Gumbel-max of ``logits / tau``), each Gaussian's covariance times tau (sigma times
+    sqrt(tau)). ``greedy`` (``noise`` may be None): the most likely component and pen state, the component's mean.
+    ``pen``: int64 in {0 down, 1 up, 2 end}.
+    """
+    n = params.shape[0]
+    m = num_mixtures(params)
+    mix = params[:, : 6 * m].reshape(n, m, 6)  # per component: pi_logit, mu_x, mu_y, log_sx, log_sy, rho_raw
+    pen_logits = params[:, 6 * m:]  # (n, 3)
+    if greedy:
+        k = mix[:, :, 0].argmax(1)
+        pen = pen_logits.argmax(1)
+    else:
+        inv_tau = 1.0 / temperature
+        k = torch.add(noise[:, :m], mix[:, :, 0], alpha=inv_tau).argmax(1)  # Gumbel-max of softmax(l / tau)
+        pen = torch.add(noise[:, m: m + 3], pen_logits, alpha=inv_tau).argmax(1)
+    sel = mix.gather(1, k.view(n, 1, 1).expand(n, 1, 6)).squeeze(1)  # (n, 6): the chosen component
+    mean = sel[:, 1:3]
+    if greedy:
+        return mean, pen
+    sigma = sel[:, 3:5].exp().mul_(math.sqrt(temperature))  # covariance * tau  <=>  sigma * sqrt(tau)
+    rho_raw = sel[:, 5]
+    e0, e1 = noise[:, m + 3], noise[:, m + 4]
+    # Cholesky factor of [[1, rho], [rho, 1]]: (e0, rho e0 + sqrt(1 - rho^2) e1), rho = tanh(rho_raw), and
+    # sqrt(1 - tanh^2 x) = 1 / cosh x (exact, and 0 where cosh overflows)
+    ey = torch.addcdiv(rho_raw.tanh().mul_(e0), e1, rho_raw.cosh())
+    return torch.addcmul(mean, sigma, torch.stack([e0, ey], 1)), pen
 
 
 def sample_step(params: torch.Tensor, *, temperature: float, generator: torch.Generator | None = None,
                 greedy: bool = False) -> torch.Tensor:
     """Draw one stroke-5 row per sketch from ``params (B, 6M+3)`` -> ``(B, 5)`` = ``(dx, dy, one-hot pen)``.
 
-    Temperature tau as published (sketch-rnn): mixture weights and pen probabilities ``softmax(log p / tau)``, each
-    Gaussian's covariance multiplied by tau (sigma by sqrt(tau)). ``greedy=True`` (or ``temperature=0``) takes the
-    most likely component and pen state and returns that component's mean.
+    :func:`draw` with its noise from ``generator`` (torch's global generator by default). ``greedy=True`` (or
+    ``temperature=0``) takes the most likely component and pen state and returns that component's mean.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     params = params.float()
-    logits_pi, mu_x, mu_y, log_sx, log_sy, rho, pen_logits = split_params(params)
-    if greedy or temperature == 0:
-        k = logits_pi.argmax(dim=-1)  # (B,)
-        pen = pen_logits.argmax(dim=-1)
-    else:
-        k = _gumbel_argmax(F.log_softmax(logits_pi, dim=-1) / temperature, generator)
-        pen = _gumbel_argmax(F.log_softmax(pen_logits, dim=-1) / temperature, generator)
-
-    def pick(t: torch.Tensor) -> torch.Tensor:
-        return t.gather(-1, k[:, None]).squeeze(-1)  # (B, M) -> (B,)
-
-    dx, dy = pick(mu_x), pick(mu_y)
-    if not (greedy or temperature == 0):
-        scale = math.sqrt(temperature)
-        sx = torch.exp(pick(log_sx)) * scale
-        sy = torch.exp(pick(log_sy)) * scale
-        r = pick(rho)
-        e = torch.randn((2, params.shape[0]), generator=generator, device=params.device, dtype=params.dtype)
-        dx = dx + sx * e[0]
-        dy = dy + sy * (r * e[0] + torch.sqrt((1 - r) * (1 + r)) * e[1])  # correlated via a Cholesky factor
-    return torch.cat([dx[:, None], dy[:, None], F.one_hot(pen, 3).to(params.dtype)], dim=-1)
+    greedy = greedy or temperature == 0
+    noise = None
+    if not greedy:
+        b, m = params.shape[0], num_mixtures(params)
+        u = torch.rand((b, m + 3), generator=generator, device=params.device, dtype=params.dtype)
+        gumbel = -torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
+        normal = torch.randn((b, 2), generator=generator, device=params.device, dtype=params.dtype)
+        noise = torch.cat([gumbel, normal], 1)  # (B, M + 5)
+    d, pen = draw(params, noise, temperature=temperature, greedy=greedy)
+    return torch.cat([d, F.one_hot(pen, 3).to(params.dtype)], dim=-1)
