@@ -15,7 +15,9 @@ import torch
 from sketchheal.cli.evaluate import config_from_args, register
 from sketchheal.config import PAPER_CATEGORIES, EvalConfig, preset
 from sketchheal.evaluation.diagnostics import STABILITY_TESTS, code_stability, decoder_check
-from sketchheal.evaluation.evalset import MASK_FILE, first_per_category, mask_label, model_names, parse_masks, sample_key
+from sketchheal.evaluation.evalset import (
+    MASK_FILE, first_per_category, mask_label, model_names, parse_masks, sample_key,
+)
 from sketchheal.evaluation.protocol import evaluate
 from sketchheal.evaluation.report import Column, grid_image, json_safe, results_markdown, table, write_json
 from sketchheal.model.pix2seq import LmserPix2Seq

@@ -417,22 +417,22 @@ class EvalConfig:
                and all(_finite(p) and 0 <= p <= 1 for p in self.masks),
                f"eval.masks must be a non-empty list of probabilities in [0, 1], e.g. 0.1,0.3,0.5, got {self.masks!r}")
         _check(isinstance(self.greedy, bool), f"eval.greedy must be true or false, got {self.greedy!r}")
+        _check_fields("eval", self, {"seed": "int>=0", "candidates": "int>=1", "batch_size": "int>=1",
+                                     "grid_count": "int>=0"})
         _check(_finite(self.temperature) and (self.temperature > 0 or self.greedy),
                f"eval.temperature must be > 0 (or use greedy decoding), got {self.temperature!r}")
-        _check(_whole(self.seed, 0), f"eval.seed must be an integer >= 0, got {self.seed!r}")
-        _check(_whole(self.candidates, 1) and not (self.greedy and self.candidates > 1),
-               f"eval.candidates must be an integer >= 1 (and 1 with greedy decoding), got {self.candidates!r}")
-        _check(isinstance(self.classifier, str), f"eval.classifier must be a path or \"\", got {self.classifier!r}")
-        _check(self.max_per_category is None or _whole(self.max_per_category, 1),
-               f"eval.max_per_category must be an integer >= 1 or None (all), got {self.max_per_category!r}")
-        _check(isinstance(self.mask_table, str), f"eval.mask_table must be a path or \"\", got {self.mask_table!r}")
-        _check(_whole(self.batch_size, 1), f"eval.batch_size must be an integer >= 1, got {self.batch_size!r}")
+        _check(not (self.greedy and self.candidates > 1),
+               f"eval.candidates must be 1 with greedy decoding, got {self.candidates!r}")
+        for name in ("classifier", "mask_table"):
+            value = getattr(self, name)
+            _check(isinstance(value, str), f"eval.{name} must be a path or \"\", got {value!r}")
+        for name, low in (("max_per_category", 1), ("num_workers", 0)):
+            value = getattr(self, name)
+            _check(value is None or _whole(value, low),
+                   f"eval.{name} must be an integer >= {low} or None, got {value!r}")
         device = self.device if isinstance(self.device, str) else ""
         _check(device in EVAL_DEVICES or (device.startswith("cuda:") and device[5:].isdigit()),
                f"eval.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        _check(self.num_workers is None or _whole(self.num_workers, 0),
-               f"eval.num_workers must be an integer >= 0 or None (automatic), got {self.num_workers!r}")
-        _check(_whole(self.grid_count, 0), f"eval.grid_count must be an integer >= 0, got {self.grid_count!r}")
 
 
 @dataclass

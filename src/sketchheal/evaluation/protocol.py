@@ -51,10 +51,10 @@ from sketchheal.evaluation.report import (
     json_safe, per_category_markdown, results_markdown, write_grids, write_json, write_text,
 )
 from sketchheal.inference.candidates import best_of
-from sketchheal.inference.heal import load_model
+from sketchheal.inference.classify import Classifier, classify, load_classifier, map_labels
+from sketchheal.inference.loading import load_model
 from sketchheal.sketch.render import blank, corrupt, render_or_blank
 from sketchheal.sketch.strokes import denormalize
-from sketchheal.inference.classify import Classifier, classify, load_classifier, map_labels
 from sketchheal.utils.devices import pick_device
 from sketchheal.utils.paths import repo_root
 from sketchheal.utils.version import __version__
@@ -244,7 +244,8 @@ def run_model(healer, ev: EvalSet, ps: Sequence[float], config: EvalConfig, *, c
     s1 = _heal_stage(st, ev, ids, ps, progress=progress, desc=desc)
     healed_codes, pred_healed = [], []
     for j, p in enumerate(ps):
-        codes, preds = _reencode_stage(st, s1["healed"][j], progress=progress, desc=f"{desc}: re-encode {mask_label(p)}")
+        codes, preds = _reencode_stage(st, s1["healed"][j], progress=progress,
+                                       desc=f"{desc}: re-encode {mask_label(p)}")
         healed_codes.append(codes)
         pred_healed.append(preds)
     with_clf = clf is not None
