@@ -37,15 +37,15 @@ fi
 PY="$VENV/bin/python"
 pip_install() { "$PY" -m pip install -q "$@"; }
 
-# torch first, from the CPU index: a plain `pip install torch` on Linux pulls a multi-GB CUDA build. An index
-# that cannot be reached is skipped after a short timeout (PyPI's wheel is then used).
+# torch first, from the CPU index: a plain `pip install torch` on Linux pulls a multi-GB CUDA build. Only the
+# torch wheel itself is looked up there (--no-deps; its dependencies come from PyPI), and an index that cannot be
+# reached is skipped after a short timeout (PyPI's wheel is then used).
 if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
     echo "setup: installing $TORCH"
     if [ -n "$TORCH_INDEX" ]; then
-        pip_install --timeout 20 --retries 1 --extra-index-url "$TORCH_INDEX" "$TORCH"
-    else
-        pip_install "$TORCH"
+        pip_install --no-deps --timeout 15 --retries 1 --extra-index-url "$TORCH_INDEX" "$TORCH"
     fi
+    pip_install "$TORCH"
 fi
 
 # The package (editable), with the extras each command needs; a stamp per extras set, redone when
