@@ -26,7 +26,8 @@ import torch
 from sketchheal.data.dataset import HealingDataset, make_loader
 from sketchheal.utils.fileio import atomic_write
 from sketchheal.utils.paths import shared_data_dir
-from sketchheal.sketch.render import MaskTable, corrupt, render
+from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.render import corrupt, render
 
 TARGETS = {"reference": 1500.0, "fast": 5000.0}  # sketches/s per core
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"

@@ -1,4 +1,5 @@
-"""Tests for sketchheal.sketch.io: packed storage, loading real and broken files, writers, conversion and the CLI."""
+"""Tests for sketchheal.sketch.io / sketchset / convert / summary / viz and ``sketchheal data``: packed storage,
+loading real and broken files, writers, conversion, drawing and the CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import make_sketch
+from sketchheal.sketch import convert as CV
 from sketchheal.sketch import io as D
+from sketchheal.sketch import viz as V
 from sketchheal.cli.main import main
 
 
@@ -273,44 +276,44 @@ def test_save_ndjson_round_trip(tmp_path, rng):
 
 def test_random_split(rng):
     s = D.SketchSet.from_sketches(_sketches(rng, 100))
-    a = D.random_split(s, (0.8, 0.1, 0.1), seed=3)
-    b = D.random_split(s, "0.8,0.1,0.1", seed=3)
+    a = CV.random_split(s, (0.8, 0.1, 0.1), seed=3)
+    b = CV.random_split(s, "0.8,0.1,0.1", seed=3)
     assert [len(a[k]) for k in D.SPLITS] == [80, 10, 10]
     np.testing.assert_array_equal(a["valid"].points, b["valid"].points)
-    c = D.random_split(s, (50, 5, 5))
+    c = CV.random_split(s, (50, 5, 5))
     assert [len(c[k]) for k in D.SPLITS] == [50, 5, 5]
-    assert len(D.random_split(s, (0.5, 0.1, 0.1))["train"]) == 50
+    assert len(CV.random_split(s, (0.5, 0.1, 0.1))["train"]) == 50
     with pytest.raises(ValueError, match="need 120"):
-        D.random_split(s, (100, 10, 10))
+        CV.random_split(s, (100, 10, 10))
     with pytest.raises(ValueError, match="three"):
-        D.parse_split_sizes("0.5,0.5")
+        CV.parse_split_sizes("0.5,0.5")
 
 
 def test_convert_both_ways(tmp_path, rng):
     sk = _sketches(rng, 40)
     src = D.save_ndjson(tmp_path / "in" / "bee hive.ndjson", sk)
     D.save_ndjson(tmp_path / "in" / "ant.ndjson", sk[:30])
-    out = D.convert(tmp_path / "in", tmp_path / "npz", split_sizes=(0.5, 0.25, 0.25), seed=1)
+    out = CV.convert(tmp_path / "in", tmp_path / "npz", split_sizes=(0.5, 0.25, 0.25), seed=1)
     assert sorted(p.name for p in out) == ["ant.npz", "bee hive.npz"]
     parts = {sp: D.load_sketches(tmp_path / "npz" / "bee hive.npz", split=sp, max_seq_len=None) for sp in D.SPLITS}
     assert [len(parts[k]) for k in D.SPLITS] == [20, 10, 10]
-    again = D.convert(tmp_path / "npz" / "bee hive.npz", tmp_path / "back.ndjson")
+    again = CV.convert(tmp_path / "npz" / "bee hive.npz", tmp_path / "back.ndjson")
     back = D.load_sketches(again[0], max_seq_len=None)
     got = sorted(back[i].tobytes() for i in range(len(back)))
     assert got == sorted(np.asarray(x, np.float32).tobytes() for x in sk)
     with pytest.raises(ValueError, match="give a folder"):
-        D.convert(tmp_path / "in", tmp_path / "one.npz")
+        CV.convert(tmp_path / "in", tmp_path / "one.npz")
     with pytest.raises(ValueError, match="overwrite its input"):
-        D.convert(src, src)
+        CV.convert(src, src)
 
 
 # ================================================================================================== drawing
 def test_draw_grid(rng):
-    img = D.draw_grid(_sketches(rng, 5), captions=["a very long category name indeed"] * 5, cols=3, cell=100)
+    img = V.draw_grid(_sketches(rng, 5), captions=["a very long category name indeed"] * 5, cols=3, cell=100)
     assert img.dtype == np.uint8 and img.shape[1] == 301 and img.shape[0] > 200
     assert (img == 255).mean() > 0.6 and (img < 60).any()  # white paper, black ink
     with pytest.raises(ValueError, match="nothing to draw"):
-        D.draw_grid([])
+        V.draw_grid([])
 
 
 # ====================================================================================================== CLI

@@ -9,7 +9,8 @@ from torch.utils.data import DistributedSampler
 
 from conftest import make_sketch
 from sketchheal.data.dataset import HealingDataset, make_loader
-from sketchheal.sketch.render import MaskTable, corrupt
+from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.render import corrupt
 from sketchheal.sketch.strokes import to_stroke5
 
 

@@ -185,7 +185,7 @@ def test_paper_categories_with_a_tiny_classifier(models, data_dir, tmp_path):
 
 
 def test_mask_table_too_small_is_refused(models, sheep_npz, tmp_path):
-    from sketchheal.sketch.render import MaskTable
+    from sketchheal.sketch.masks import MaskTable
 
     MaskTable(3, seed=0).save(tmp_path / "small.npy")
     with pytest.raises(ValueError, match="rows"):

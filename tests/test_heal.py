@@ -17,7 +17,8 @@ from sketchheal.cli.main import main
 from sketchheal.config import preset
 from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.model.weights import save_release
-from sketchheal.sketch.render import MaskTable, corrupt, render
+from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.render import corrupt, render
 from sketchheal.sketch.strokes import stroke3_to_polylines
 from sketchheal.sketch.svg import parse_path, parse_transform, strokes_to_svg, svg_to_polylines
 

@@ -9,7 +9,8 @@ cv2 = pytest.importorskip("cv2")
 
 from conftest import make_sketch  # noqa: E402
 from sketchheal.sketch import render as R  # noqa: E402
-from sketchheal.sketch.render import MaskTable, corrupt, patch_candidates, render, render_batch  # noqa: E402
+from sketchheal.sketch.masks import MaskTable  # noqa: E402
+from sketchheal.sketch.render import corrupt, patch_candidates, render, render_batch  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------------------

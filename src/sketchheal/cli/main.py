@@ -15,8 +15,8 @@ from sketchheal.utils.version import __version__
 
 # (module, one-line help of what it adds) in the order shown by --help.
 COMMAND_MODULES = (
-    "sketchheal.sketch.io",        # data info, data show, data convert
-    "sketchheal.sketch.download",    # download
+    "sketchheal.cli.data",               # data info, data show, data convert
+    "sketchheal.cli.download",           # download
     "sketchheal.cli.train",              # train
     "sketchheal.cli.export",             # export, import-reference
     "sketchheal.cli.heal",               # heal

@@ -1,7 +1,7 @@
 """Training / evaluation items (corrupted image, clean image, normalised stroke-5 target; or a plain rendering and
 its label for the classifier) and :func:`make_loader`, the one DataLoader builder of the package.
 
-Masks are a pure function of ``(seed, epoch, index)`` (training) or of a fixed :class:`~sketchheal.sketch.render.MaskTable`
+Masks are a pure function of ``(seed, epoch, index)`` (training) or of a fixed :class:`~sketchheal.sketch.masks.MaskTable`
 row (evaluation), never of the worker that renders the item or of the order of requests, so runs are reproducible
 with any ``num_workers`` and under DDP. The epoch lives in shared memory: :meth:`HealingDataset.set_epoch` reaches
 DataLoader workers that are already running (``persistent_workers``).
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sketchheal.sketch.render import MAX_PATCHES, MODES, MaskTable, corrupt, render_or_blank
+from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.render import MAX_PATCHES, MODES, corrupt, render_or_blank
 from sketchheal.sketch.strokes import deform as deform_sketch, normalize, to_stroke5
 
 

@@ -19,7 +19,7 @@ import torch
 
 from sketchheal.inference.sample import encode_images
 from sketchheal.sketch.io import load_sketches
-from sketchheal.sketch.render import MaskTable
+from sketchheal.sketch.masks import MaskTable
 from sketchheal.utils.npfile import load_npy
 
 # The k of the top-k retrieval accuracies.

@@ -36,7 +36,7 @@ from sketchheal.inference.inputs import (
 from sketchheal.inference.loading import Healer, as_healer, load_model
 from sketchheal.inference.redraw import redraw
 from sketchheal.sketch.image import image_to_input, load_image
-from sketchheal.sketch.render import MaskTable
+from sketchheal.sketch.masks import MaskTable
 from sketchheal.sketch.svg import strokes_to_svg
 from sketchheal.sketch.viz import PREVIEW_SIZE, draw_strokes, model_image_to_u8
 from sketchheal.utils.fileio import atomic_write, png_bytes

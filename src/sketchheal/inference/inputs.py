@@ -19,7 +19,8 @@ import torch
 from sketchheal.inference.loading import Healer
 from sketchheal.sketch.image import array_to_gray, image_to_input, load_image
 from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES, load_file
-from sketchheal.sketch.render import MaskTable, corrupt, render
+from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.render import corrupt, render
 from sketchheal.sketch.strokes import polylines_to_stroke3, simplify_polylines, validate
 from sketchheal.sketch.svg import svg_to_polylines
 from sketchheal.utils.npfile import open_npz

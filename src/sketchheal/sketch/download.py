@@ -3,12 +3,12 @@
 ``download(["cat", "The Great Wall of China"], "data/")`` fetches
 ``https://storage.googleapis.com/quickdraw_dataset/sketchrnn/<category>.npz`` (names URL-quoted), writes each file
 under a temporary name and renames it when complete, and skips files whose size already equals the server's
-``Content-Length``. ``sketchheal download --paper --to data/`` gets the paper's 17 categories.
+``Content-Length``. ``sketchheal download --paper --to data/`` (:mod:`sketchheal.cli.download`) gets the paper's 17
+categories.
 """
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import socket
@@ -18,7 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
-from sketchheal.sketch.categories import PAPER_CATEGORIES, QUICKDRAW_CATEGORIES, resolve_category
+from tqdm import tqdm
+
+from sketchheal.sketch.categories import resolve_category
 from sketchheal.utils.fileio import atomic_write
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/sketchrnn"
@@ -76,8 +78,6 @@ def remote_size(url: str, timeout: float = 30.0) -> int | None:
 
 def _fetch(url: str, dest: Path, timeout: float, progress: bool) -> None:
     """GET ``url`` into ``dest`` atomically; raise DownloadError if the body is shorter than announced."""
-    from tqdm import tqdm
-
     with _request(url, "GET", timeout) as r:
         total = _length(r)
         received = 0
@@ -136,43 +136,4 @@ def download(categories: Iterable[str], to: str | os.PathLike, base_url: str = D
     return paths
 
 
-# ====================================================================================================== CLI
-def _cmd_download(args: argparse.Namespace) -> int:
-    if args.list:
-        print("\n".join(QUICKDRAW_CATEGORIES))
-        return 0
-    names = list(args.categories)
-    if args.paper:
-        names += PAPER_CATEGORIES
-    if args.all:
-        names += QUICKDRAW_CATEGORIES
-    if args.to is None:
-        raise ValueError("say where to put the files: --to DIR")
-
-    def report(path: Path, fetched: bool) -> None:
-        print(f"{'downloaded' if fetched else 'complete  '} {path}")
-
-    paths = download(names, args.to, base_url=args.base_url, force=args.force, progress=not args.quiet,
-                     on_file=report)
-    print(f"{len(paths)} file(s) in {args.to}")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``download``."""
-    p = subparsers.add_parser("download", help="download sketch-rnn QuickDraw .npz files",
-                              description="Download sketch-rnn QuickDraw .npz files (one per category) from "
-                                          "Google's public bucket. Complete files are skipped.")
-    p.add_argument("categories", nargs="*", metavar="CATEGORY", help='category names, e.g. cat "alarm clock"')
-    p.add_argument("--to", default=None, metavar="DIR", help="folder to write <category>.npz into")
-    p.add_argument("--paper", action="store_true", help="the paper's 17 categories")
-    p.add_argument("--all", action="store_true", help="all 345 categories")
-    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"where the files are (default: {DEFAULT_BASE_URL})")
-    p.add_argument("--force", action="store_true", help="download again even if a file looks complete")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--list", action="store_true", help="print the 345 category names and exit")
-    p.set_defaults(func=_cmd_download)
-
-
-__all__ = ["download", "download_category", "category_url", "remote_size", "DownloadError", "DEFAULT_BASE_URL",
-           "register"]
+__all__ = ["download", "download_category", "category_url", "remote_size", "DownloadError", "DEFAULT_BASE_URL"]

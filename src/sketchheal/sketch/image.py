@@ -8,6 +8,8 @@ model the same picture.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
@@ -24,18 +26,52 @@ __all__ = ["load_image", "image_to_input", "array_to_gray", "binarise", "MAX_INK
 MAX_INK_FRACTION = 0.5
 # Ink strength (0 paper .. 1 full ink) below this contrast counts as an empty image.
 MIN_CONTRAST = 0.1
+# Images with more pixels are refused (files: from the header, before decoding). 40 million = 6300 x 6300.
+MAX_IMAGE_PIXELS = 40_000_000
+# The raster formats load_image opens (Pillow's names), the ones IMAGE_SUFFIXES names.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+# Ink pieces (8-connected) of at most this many pixels are specks (scanner / JPEG noise) and are dropped.
+SPECK_PIXELS = 2
+# The ink left after dropping specks must span at least this fraction of the image's longer side (and 4 px).
+MIN_DRAWING_EXTENT = 0.02
+# Noise, not a drawing: specks hold more ink than the rest (with at least NOISE_SPECKS of them); or the ink is so
+# scattered that more than NOISE_PIECES of its NOISE_MIN_PIECES or more pieces are needed to hold half of it (line
+# drawings: 1 or 2); or the paper is cut into more than NOISE_PAPER_DENSITY pieces per pixel (and 40) by ink
+# covering over NOISE_INK_FRACTION of the image (random pixels: about 0.068; line drawings: below 0.01).
+NOISE_SPECKS = 20
+NOISE_PIECES = 16
+NOISE_MIN_PIECES = 50
+NOISE_PAPER_DENSITY = 0.02
+NOISE_INK_FRACTION = 0.3
+
+
+def _check_pixels(width: int, height: int, name: str) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{name}: the image is {width} x {height} = {width * height:,} pixels, more than the "
+                         f"{MAX_IMAGE_PIXELS:,} sketchheal reads (sketchheal.sketch.image.MAX_IMAGE_PIXELS); scale "
+                         "it down first")
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """A raster image file as ``(H, W) float32`` grey levels in [0, 1] (transparent pixels count as white paper)."""
+    """A raster image file as ``(H, W) float32`` grey levels in [0, 1] (transparent pixels count as white paper).
+
+    Only the formats of ``IMAGE_FORMATS`` are opened (no plug-in that runs other programs, such as EPS), and the
+    pixel count is checked against ``MAX_IMAGE_PIXELS`` from the header, before anything is decoded.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return _pil_to_gray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
+            with Image.open(path, formats=IMAGE_FORMATS) as im:
+                _check_pixels(im.width, im.height, str(path))
+                im.load()
+                return _pil_to_gray(im)
+    except Image.DecompressionBombError:
+        raise ValueError(f"{path}: the image has more pixels than the {MAX_IMAGE_PIXELS:,} sketchheal reads "
+                         "(sketchheal.sketch.image.MAX_IMAGE_PIXELS); scale it down first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, struct.error) as e:
         raise ValueError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
 
 
@@ -58,6 +94,7 @@ def _array_to_gray(a: np.ndarray, name: str) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.number):
         raise ValueError(f"{name}: an image must be numeric, got dtype {a.dtype}")
     if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+        _check_pixels(a.shape[1], a.shape[0], name)
         if a.shape[2] == 1:
             a = a[:, :, 0]
         else:
@@ -68,6 +105,7 @@ def _array_to_gray(a: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}: an image must have shape (H, W) or (H, W, 1|3|4), got {a.shape}")
     if a.size == 0:
         raise ValueError(f"{name}: the image is empty (shape {a.shape})")
+    _check_pixels(a.shape[1], a.shape[0], name)
     g = a.astype(np.float32)
     if not np.isfinite(g).all():
         raise ValueError(f"{name}: the image contains NaN or inf")
@@ -83,7 +121,12 @@ def _unit(a: np.ndarray) -> np.ndarray:
 
 
 def _binarise(gray: np.ndarray, invert: bool, name: str) -> np.ndarray:
-    """Grey ``(H, W)`` in [0, 1] -> ink mask ``(H, W) uint8`` (1 = ink), Otsu's threshold on the ink strength."""
+    """Grey ``(H, W)`` in [0, 1] -> ink mask ``(H, W) uint8`` (1 = ink), Otsu's threshold on the ink strength.
+
+    Specks (pieces of at most ``SPECK_PIXELS``) are dropped. Raises ``ValueError`` naming the image when there is no
+    ink, when what is left is no drawing (only specks, or one dot) or looks like noise (see ``NOISE_*``), and when
+    most of the image is ink (the wrong polarity: see ``invert``).
+    """
     ink = gray if invert else 1.0 - gray
     lo, hi = float(ink.min()), float(ink.max())
     if hi - lo < MIN_CONTRAST:
@@ -91,18 +134,49 @@ def _binarise(gray: np.ndarray, invert: bool, name: str) -> np.ndarray:
     u8 = np.clip((ink - lo) / (hi - lo) * 255 + 0.5, 0, 255).astype(np.uint8)
     _, mask = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n > 2:  # drop 1-2 pixel specks (scanner / JPEG noise) when something bigger exists
-        small = stats[1:, cv2.CC_STAT_AREA] <= 2
-        if not small.all():
-            mask[np.isin(labels, np.flatnonzero(small) + 1)] = 0
-    frac = float(mask.mean())
-    if frac == 0:
-        raise ValueError(f"{name}: no ink found")
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    speck = areas <= SPECK_PIXELS
+    speck_ink, kept_ink = int(areas[speck].sum()), int(areas[~speck].sum())
+    if kept_ink == 0:
+        raise ValueError(f"no drawing found in {name}: only specks of ink ({int(speck.sum())} of 1-{SPECK_PIXELS} "
+                         "pixels, which are dropped as noise)")
+    frac = kept_ink / mask.size
+    if frac <= 1 - NOISE_INK_FRACTION:  # beyond: the wrong polarity, said below
+        _check_drawing(mask, areas[~speck], stats[1:][~speck], speck_ink, int(speck.sum()), frac, name)
+    if speck.any():
+        mask[np.isin(labels, np.flatnonzero(speck) + 1)] = 0
     if frac > MAX_INK_FRACTION:
         hint = "dark ink on light paper? drop invert" if invert else \
             "light ink on a dark background? pass invert=True (--invert)"
         raise ValueError(f"{name}: {frac:.0%} of the image is ink; expected a line drawing ({hint})")
     return mask
+
+
+def _check_drawing(mask: np.ndarray, areas: np.ndarray, stats: np.ndarray, speck_ink: int, specks: int,
+                   frac: float, name: str) -> None:
+    """Raise unless the ink pieces ``areas`` (specks left out; ``stats`` their OpenCV boxes) look like a drawing."""
+    h, w = mask.shape
+    x0, y0 = stats[:, cv2.CC_STAT_LEFT].min(), stats[:, cv2.CC_STAT_TOP].min()
+    x1 = (stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH]).max()
+    y1 = (stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]).max()
+    extent = int(max(x1 - x0, y1 - y0))
+    if extent < max(4, MIN_DRAWING_EXTENT * max(h, w)):
+        raise ValueError(f"no drawing found in {name}: the ink is one dot of {x1 - x0} x {y1 - y0} pixels in a "
+                         f"{w} x {h} image")
+    total = int(areas.sum())
+    if specks >= NOISE_SPECKS and speck_ink > total:
+        raise ValueError(f"no drawing found in {name}: the ink is mostly specks ({specks} of 1-{SPECK_PIXELS} "
+                         "pixels): noise, not a line drawing")
+    half = int(np.searchsorted(np.cumsum(np.sort(areas)[::-1]), total / 2)) + 1
+    if half > NOISE_PIECES and len(areas) >= NOISE_MIN_PIECES:
+        raise ValueError(f"no drawing found in {name}: the ink is scattered over {len(areas)} pieces ({half} of "
+                         "them hold half of it; a line drawing's strokes hold it in one or two): noise, not a "
+                         "line drawing")
+    if frac > NOISE_INK_FRACTION:
+        paper = cv2.connectedComponents(1 - mask, connectivity=4)[0] - 1
+        if paper > max(40, NOISE_PAPER_DENSITY * mask.size):
+            raise ValueError(f"no drawing found in {name}: {frac:.0%} of the image is ink and it cuts the paper "
+                             f"into {paper} pieces: noise, not a line drawing")
 
 
 binarise = _binarise
@@ -122,7 +196,7 @@ def image_to_input(image: np.ndarray, *, size: int = 128, mode: str = "reference
     the original pen width; the canvas is resized like the reference (bilinear) or, for ``mode="fast"``,
     area-averaged and binarised.
 
-    Masking (``mask=p`` with ``uniforms``, a ``(max_patches,)`` row of a :class:`sketchheal.sketch.render.MaskTable`):
+    Masking (``mask=p`` with ``uniforms``, a ``(max_patches,)`` row of a :class:`sketchheal.sketch.masks.MaskTable`):
     images have no stroke order, so the candidates are not the published ones; they are up to ``max_patches``
     centre-line points chosen by farthest-point sampling (from the topmost point), each the centre of a
     128 x 128 square of the 640-px canvas (the published patch size), erased iff ``uniforms[k] < p``.

@@ -194,28 +194,54 @@ def resize(s3: np.ndarray, size: float) -> np.ndarray:
     return out
 
 
+def rotate(s3: np.ndarray, degrees: float) -> np.ndarray:
+    """A copy with the offsets rotated by ``degrees`` (x towards y, as :func:`deform`); ``(n, 3) float32``."""
+    a = np.deg2rad(degrees)
+    m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    out = np.array(s3, np.float32, copy=True)
+    out[:, :2] = (np.asarray(s3, np.float64)[:, :2] @ m.T).astype(np.float32)
+    return out
+
+
+def stretch(s3: np.ndarray, axis: int, factor: float) -> np.ndarray:
+    """A copy with the offsets along ``axis`` (0 = x, 1 = y) multiplied by ``factor``; ``(n, 3) float32``."""
+    if axis not in (0, 1):
+        raise ValueError(f"axis must be 0 (x) or 1 (y), got {axis}")
+    out = np.array(s3, np.float32, copy=True)
+    out[:, axis] *= np.float32(factor)
+    return out
+
+
+_rotate = rotate  # deform's keyword argument ``rotate`` hides the function inside it
+
+
+def wobble(s3: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """A copy with Gaussian noise of standard deviation ``sigma`` x :func:`longer_side` added to every offset (a
+    wobble that accumulates along the strokes); ``(n, 3) float32``, draws ``(n, 2)`` normals from ``rng``."""
+    out = np.array(s3, np.float32, copy=True)
+    out[:, :2] += rng.normal(0.0, sigma * longer_side(out), out[:, :2].shape).astype(np.float32)
+    return out
+
+
 def deform(s3: np.ndarray, rng: np.random.Generator, *, rotate: float = 0.0, scale: float = 0.0,
            jitter: float = 0.0) -> np.ndarray:
     """A randomly deformed copy of a stroke-3 sketch; ``(n, 3) float32``, pen column unchanged.
 
-    The offsets are rotated by an angle drawn from U(-rotate, rotate) degrees, then x and y are scaled by factors
-    drawn independently from U(1 - scale, 1 + scale), then Gaussian noise of standard deviation ``jitter`` x the
-    (deformed) longer side is added to every offset (a small wobble that accumulates along the strokes). All draws
+    The offsets are rotated by an angle drawn from U(-rotate, rotate) degrees (:func:`rotate`), then x and y are
+    scaled by factors drawn independently from U(1 - scale, 1 + scale) (:func:`stretch`), then Gaussian noise of
+    standard deviation ``jitter`` x the (deformed) longer side is added to every offset (:func:`wobble`). All draws
     come from ``rng``, in that order; zero amounts draw nothing.
     """
     if rotate < 0 or jitter < 0 or not 0 <= scale < 1:
         raise ValueError(f"deform needs rotate >= 0, 0 <= scale < 1 and jitter >= 0, got {rotate}, {scale}, {jitter}")
     out = np.array(s3, np.float32, copy=True)
-    m = np.eye(2)
     if rotate:
-        a = np.deg2rad(rng.uniform(-rotate, rotate))
-        m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        out = _rotate(out, float(rng.uniform(-rotate, rotate)))
     if scale:
-        m = np.diag(rng.uniform(1 - scale, 1 + scale, 2)) @ m
-    if rotate or scale:
-        out[:, :2] = (np.asarray(s3, np.float64)[:, :2] @ m.T).astype(np.float32)
+        fx, fy = rng.uniform(1 - scale, 1 + scale, 2)
+        out = stretch(stretch(out, 0, float(fx)), 1, float(fy))
     if jitter:
-        out[:, :2] += rng.normal(0.0, jitter * longer_side(out), out[:, :2].shape).astype(np.float32)
+        out = wobble(out, rng, jitter)
     return out
 
 

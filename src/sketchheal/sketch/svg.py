@@ -3,27 +3,39 @@
 - :func:`strokes_to_svg` writes a stroke-3 sketch as an SVG document with one ``<path>`` per stroke, fitted into a
   square ``viewBox`` with a margin (the sketch's own scale does not matter, so normalised and unnormalised
   stroke-3 give the same picture).
-- :func:`svg_to_polylines` reads the lines of an SVG drawing: ``<path>`` (commands M L H V C S Q T A Z, absolute
-  and relative, curves and arcs flattened), ``<polyline>``, ``<polygon>``, ``<line>``, with ``transform``
-  attributes (``matrix``, ``translate``, ``scale``, ``rotate``, ``skewX``, ``skewY``) on groups and elements
-  composed as SVG does. Fills, colours, ``<use>``, text and clipping are ignored: every drawn line counts as ink.
+- :func:`read_svg` / :func:`svg_to_polylines` read the lines of an SVG drawing: ``<path>`` (commands M L H V C S Q
+  T A Z, absolute and relative, curves and arcs flattened), ``<polyline>``, ``<polygon>``, ``<line>``, and the
+  shapes ``<rect>`` (a closed 4-point outline; rounded corners are drawn square), ``<circle>`` and ``<ellipse>``
+  (closed outlines of ``4 * curve_segments`` points), with ``transform`` attributes (``matrix``, ``translate``,
+  ``scale``, ``rotate``, ``skewX``, ``skewY``) on groups and elements composed as SVG does. Colours are ignored:
+  every drawn outline counts as ink, except a shape that paints only paper (no stroke, a white or no fill, as
+  the background rectangle :func:`polylines_to_svg` writes). Elements that draw something else (``<text>``, ``<image>``,
+  ``<use>``, ``<foreignObject>``) are skipped and counted (:class:`SvgDrawing` ``skipped``; ``svg_to_polylines``
+  warns with :class:`SkippedElementsWarning`), never dropped silently.
+
+The document is walked without recursion (any nesting depth), and every coordinate must be finite and within
+``MAX_COORDINATE`` after the transforms, else ``ValueError`` naming the file. The XML parser is Python's expat,
+which resolves no external entities and limits entity expansion.
 
 Coordinates follow SVG (and QuickDraw): x to the right, y downwards.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
+import warnings
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sketchheal.sketch.strokes import stroke3_to_polylines
+from sketchheal.sketch.svgpath import NUMBER, parse_path, parse_transform
 
-__all__ = ["strokes_to_svg", "polylines_to_svg", "svg_to_polylines", "fit_transform", "parse_path", "parse_transform"]
+__all__ = ["strokes_to_svg", "polylines_to_svg", "svg_to_polylines", "read_svg", "SvgDrawing",
+           "SkippedElementsWarning", "fit_transform", "parse_path", "parse_transform", "MAX_COORDINATE"]
 
 
 # ----------------------------------------------------------------------------------------------------- writing
@@ -95,21 +107,40 @@ def _num(v: float) -> str:
 
 # ----------------------------------------------------------------------------------------------------- reading
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_TOKEN = re.compile(rf"([MmLlHhVvCcSsQqTtAaZz])|({_NUMBER})|([\s,]+)|(.)")
-_TRANSFORM = re.compile(r"(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)")
+# Containers and resources that draw nothing themselves.
 _SKIP_TAGS = {"defs", "clipPath", "mask", "symbol", "marker", "pattern", "title", "desc", "metadata", "style",
-              "text", "script", "linearGradient", "radialGradient", "filter"}
-_ARGS = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "A": 7, "Z": 0}
+              "script", "linearGradient", "radialGradient", "filter"}
+# Elements that draw something other than lines: skipped, and counted.
+_UNREAD_TAGS = {"text", "image", "use", "foreignObject"}
+# Coordinates (after the transforms) beyond this are refused (a drawing has no use for them; 1e308 overflows).
+MAX_COORDINATE = 1e9
 
 
-def svg_to_polylines(source: str | os.PathLike, *, curve_segments: int = 16) -> list[np.ndarray]:
-    """The polylines of an SVG drawing, in the document's user coordinates after all transforms.
+class SkippedElementsWarning(UserWarning):
+    """An SVG drawing had elements that sketchheal does not read as strokes (text, images, ...)."""
 
-    ``source`` is a path to an ``.svg`` file or the SVG text itself. Returns a list of ``(k, 2)`` float64
-    arrays (k >= 1), one per subpath / polyline / line, in document order. Bezier curves and arcs become
-    ``curve_segments`` straight segments each. Raises ``ValueError`` (naming the file) when the text is not SVG
-    or a path's data cannot be parsed.
+
+@dataclass
+class SvgDrawing:
+    """What :func:`read_svg` found: ``lines`` (``(k, 2)`` float64 polylines in document order) and ``skipped``
+    (``{tag: count}`` of drawing elements that are not read as strokes)."""
+
+    lines: list[np.ndarray]
+    skipped: dict[str, int] = field(default_factory=dict)
+    name: str = "<svg text>"
+
+    def skipped_text(self) -> str:
+        """``"2 <text>, 1 <image>"``, or ``""``."""
+        return ", ".join(f"{n} <{tag}>" for tag, n in self.skipped.items())
+
+
+def read_svg(source: str | os.PathLike, *, curve_segments: int = 16) -> SvgDrawing:
+    """The polylines of an SVG drawing, in the document's user coordinates after all transforms, and what was
+    skipped.
+
+    ``source`` is a path to an ``.svg`` file or the SVG text itself. Bezier curves and arcs become
+    ``curve_segments`` straight segments each. Raises ``ValueError`` (naming the file) when the text is not SVG,
+    a path's data cannot be parsed, or a coordinate is not finite or beyond ``MAX_COORDINATE``.
     """
     text, name = _read_source(source)
     try:
@@ -118,9 +149,19 @@ def svg_to_polylines(source: str | os.PathLike, *, curve_segments: int = 16) -> 
         raise ValueError(f"{name}: not a readable SVG/XML document ({e})") from None
     if _local(root.tag) != "svg":
         raise ValueError(f"{name}: the root element is <{_local(root.tag)}>, not <svg>")
-    lines: list[np.ndarray] = []
-    _walk(root, np.eye(3), lines, name, curve_segments)
-    return lines
+    drawing = SvgDrawing([], {}, name)
+    _walk(root, drawing, name, curve_segments)
+    return drawing
+
+
+def svg_to_polylines(source: str | os.PathLike, *, curve_segments: int = 16) -> list[np.ndarray]:
+    """The polylines of :func:`read_svg` (``list[(k, 2) float64]``, k >= 1). Skipped drawing elements are reported
+    with a :class:`SkippedElementsWarning` naming the file and what was skipped."""
+    drawing = read_svg(source, curve_segments=curve_segments)
+    if drawing.skipped:
+        warnings.warn(f"{drawing.name}: skipped {drawing.skipped_text()} (sketchheal reads lines and shapes only)",
+                      SkippedElementsWarning, stacklevel=2)
+    return drawing.lines
 
 
 def _read_source(source: str | os.PathLike) -> tuple[str, str]:
@@ -139,233 +180,96 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def _walk(el: ET.Element, ctm: np.ndarray, out: list[np.ndarray], name: str, segs: int) -> None:
-    tag = _local(el.tag)
-    if tag in _SKIP_TAGS or el.get("display") == "none" or "display:none" in (el.get("style") or "").replace(" ", ""):
-        return
-    if el.get("transform"):
-        ctm = ctm @ parse_transform(el.get("transform"), name)
-    local: list[np.ndarray] = []
+def _hidden(el: ET.Element) -> bool:
+    return el.get("display") == "none" or "display:none" in (el.get("style") or "").replace(" ", "")
+
+
+_PAPER = {"none", "white", "#fff", "#ffffff", "rgb(255,255,255)", "transparent"}
+
+
+def _paint(el: ET.Element, inherited: tuple[str, str]) -> tuple[str, str]:
+    """``(stroke, fill)`` of ``el``: its attributes or ``style`` over the inherited ones (SVG's defaults: no stroke,
+    black fill)."""
+    stroke, fill = el.get("stroke", inherited[0]), el.get("fill", inherited[1])
+    for item in (el.get("style") or "").split(";"):
+        key, _, value = item.partition(":")
+        if key.strip() == "stroke":
+            stroke = value.strip()
+        elif key.strip() == "fill":
+            fill = value.strip()
+    return stroke, fill
+
+
+def _paper_only(paint: tuple[str, str]) -> bool:
+    """A shape with no stroke and a white (or no) fill paints nothing but paper (e.g. a background rectangle)."""
+    return all(v.replace(" ", "").lower() in _PAPER for v in paint)
+
+
+def _walk(root: ET.Element, drawing: SvgDrawing, name: str, segs: int) -> None:
+    """Depth-first over the document with an explicit stack (children in document order)."""
+    stack: list[tuple[ET.Element, np.ndarray, tuple[str, str]]] = [(root, np.eye(3), ("none", "black"))]
+    while stack:
+        el, ctm, paint = stack.pop()
+        paint = _paint(el, paint)
+        tag = _local(el.tag)
+        if tag in _SKIP_TAGS or _hidden(el):
+            continue
+        if tag in _UNREAD_TAGS:
+            drawing.skipped[tag] = drawing.skipped.get(tag, 0) + 1
+            continue
+        if el.get("transform"):
+            with np.errstate(over="ignore", invalid="ignore"):
+                ctm = ctm @ parse_transform(el.get("transform"), name)
+        shape = tag in ("rect", "circle", "ellipse")
+        for p in [] if shape and _paper_only(paint) else _element_lines(el, tag, name, segs):
+            with np.errstate(over="ignore", invalid="ignore"):
+                q = p @ ctm[:2, :2].T + ctm[:2, 2]
+            if not (np.isfinite(q).all() and np.abs(q).max() <= MAX_COORDINATE):
+                worst = f"{np.abs(q).max():.3g}" if np.isfinite(q).all() else "not finite"
+                raise ValueError(f"{name}: a <{tag}> has coordinates out of range ({worst} after the transforms); "
+                                 f"sketchheal reads finite coordinates up to {MAX_COORDINATE:.0e}")
+            drawing.lines.append(q)
+        stack.extend((child, ctm, paint) for child in reversed(list(el)))
+
+
+def _numbers(text: str | None) -> list[float]:
+    return [float(v) for v in re.findall(NUMBER, text or "")]
+
+
+def _element_lines(el: ET.Element, tag: str, name: str, segs: int) -> list[np.ndarray]:
+    """The outlines one element draws in its own coordinates."""
     if tag == "path":
-        local = parse_path(el.get("d") or "", curve_segments=segs, name=name)
-    elif tag in ("polyline", "polygon"):
-        vals = [float(v) for v in re.findall(_NUMBER, el.get("points") or "")]
+        return parse_path(el.get("d") or "", curve_segments=segs, name=name)
+    if tag in ("polyline", "polygon"):
+        vals = _numbers(el.get("points"))
         pts = np.asarray(vals[: len(vals) // 2 * 2], dtype=np.float64).reshape(-1, 2)
-        if len(pts):
-            if tag == "polygon" and len(pts) > 1:
-                pts = np.concatenate([pts, pts[:1]], 0)
-            local = [pts]
-    elif tag == "line":
-        pts = np.array([[_length(el, "x1"), _length(el, "y1")], [_length(el, "x2"), _length(el, "y2")]])
-        local = [pts]
-    for p in local:
-        out.append(p @ ctm[:2, :2].T + ctm[:2, 2])
-    for child in el:
-        _walk(child, ctm, out, name, segs)
+        if not len(pts):
+            return []
+        if tag == "polygon" and len(pts) > 1:
+            pts = np.concatenate([pts, pts[:1]], 0)
+        return [pts]
+    if tag == "line":
+        return [np.array([[_length(el, "x1"), _length(el, "y1")], [_length(el, "x2"), _length(el, "y2")]])]
+    if tag == "rect":
+        x, y, w, h = (_length(el, a) for a in ("x", "y", "width", "height"))
+        if not (w > 0 and h > 0):  # SVG draws nothing for a zero or negative size
+            return []
+        return [np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]], np.float64)]
+    if tag in ("circle", "ellipse"):
+        cx, cy = _length(el, "cx"), _length(el, "cy")
+        if tag == "circle":
+            rx = ry = _length(el, "r")
+        else:
+            rx, ry = _length(el, "rx"), _length(el, "ry")
+        if not (rx > 0 and ry > 0):
+            return []
+        t = np.linspace(0.0, 2 * np.pi, 4 * segs + 1)
+        pts = np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1)
+        pts[-1] = pts[0]
+        return [pts]
+    return []
 
 
 def _length(el: ET.Element, attr: str) -> float:
-    m = re.match(_NUMBER, (el.get(attr) or "0").strip())
+    m = re.match(NUMBER, (el.get(attr) or "0").strip())
     return float(m.group(0)) if m else 0.0
-
-
-def parse_transform(text: str, name: str = "<svg text>") -> np.ndarray:
-    """A ``transform`` attribute as a 3x3 affine matrix (the list composed left to right, as SVG does)."""
-    m = np.eye(3)
-    for kind, args in _TRANSFORM.findall(text):
-        a = [float(v) for v in re.findall(_NUMBER, args)]
-        t = np.eye(3)
-        try:
-            if kind == "matrix":
-                t[0, :] = [a[0], a[2], a[4]]
-                t[1, :] = [a[1], a[3], a[5]]
-            elif kind == "translate":
-                t[0, 2], t[1, 2] = a[0], (a[1] if len(a) > 1 else 0.0)
-            elif kind == "scale":
-                t[0, 0], t[1, 1] = a[0], (a[1] if len(a) > 1 else a[0])
-            elif kind == "rotate":
-                r = math.radians(a[0])
-                c, s = math.cos(r), math.sin(r)
-                rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
-                if len(a) >= 3:
-                    cx, cy = a[1], a[2]
-                    t = _translate(cx, cy) @ rot @ _translate(-cx, -cy)
-                else:
-                    t = rot
-            elif kind == "skewX":
-                t[0, 1] = math.tan(math.radians(a[0]))
-            elif kind == "skewY":
-                t[1, 0] = math.tan(math.radians(a[0]))
-        except IndexError:
-            raise ValueError(f"{name}: transform {kind}({args}) has too few numbers") from None
-        m = m @ t
-    return m
-
-
-def _translate(x: float, y: float) -> np.ndarray:
-    t = np.eye(3)
-    t[0, 2], t[1, 2] = x, y
-    return t
-
-
-def _tokens(d: str, name: str) -> list[str | float]:
-    out: list[str | float] = []
-    for cmd, num, _sep, bad in _TOKEN.findall(d):
-        if bad:
-            raise ValueError(f"{name}: unexpected character {bad!r} in path data {d[:60]!r}")
-        if cmd:
-            out.append(cmd)
-        elif num:
-            out.append(num)  # kept as text: arc flags may be glued ("0 01 1")
-    return out
-
-
-def parse_path(d: str, *, curve_segments: int = 16, name: str = "<svg text>") -> list[np.ndarray]:
-    """The subpaths of an SVG path's ``d`` attribute as polylines ``(k, 2)`` (curves flattened)."""
-    toks = _tokens(d, name)
-    lines: list[np.ndarray] = []
-    cur: list[tuple[float, float]] = []
-    pos = np.zeros(2)
-    start = np.zeros(2)
-    last_ctrl: np.ndarray | None = None  # for S/T reflection
-    last_cmd = ""
-    i = 0
-    cmd = ""
-    ts = np.linspace(0.0, 1.0, curve_segments + 1)[1:]
-
-    def flush() -> None:
-        if cur:
-            lines.append(np.asarray(cur, dtype=np.float64))
-        cur.clear()
-
-    while i < len(toks):
-        tok = toks[i]
-        if isinstance(tok, str) and tok.isalpha():
-            cmd = tok
-            i += 1
-            if cmd in "Zz":
-                if cur:
-                    cur.append((start[0], start[1]))
-                flush()
-                pos = start.copy()
-                last_cmd, last_ctrl = "Z", None
-                continue
-        elif not cmd or cmd in "Zz":
-            raise ValueError(f"{name}: numbers without a command in path data {d[:60]!r}")
-        upper = cmd.upper()
-        rel = cmd.islower()
-        n = _ARGS[upper]
-        args, i = _take(toks, i, n, upper == "A", name, d)
-        base = pos if rel else np.zeros(2)
-        if upper == "M":
-            flush()
-            pos = base + args
-            start = pos.copy()
-            cur.append(tuple(pos))
-            cmd = "l" if rel else "L"  # further pairs are implicit line-tos
-            last_ctrl = None
-        elif upper in ("L", "H", "V"):
-            if not cur:
-                cur.append(tuple(pos))
-            if upper == "L":
-                pos = base + args
-            elif upper == "H":
-                pos = np.array([(pos[0] if rel else 0.0) + args[0], pos[1]])
-            else:
-                pos = np.array([pos[0], (pos[1] if rel else 0.0) + args[0]])
-            cur.append(tuple(pos))
-            last_ctrl = None
-        elif upper in ("C", "S", "Q", "T"):
-            if not cur:
-                cur.append(tuple(pos))
-            if upper == "C":
-                c1, c2, end = base + args[0:2], base + args[2:4], base + args[4:6]
-            elif upper == "S":
-                c1 = 2 * pos - last_ctrl if last_cmd in "CS" and last_ctrl is not None else pos.copy()
-                c2, end = base + args[0:2], base + args[2:4]
-            elif upper == "Q":
-                q, end = base + args[0:2], base + args[2:4]
-            else:  # T
-                q = 2 * pos - last_ctrl if last_cmd in "QT" and last_ctrl is not None else pos.copy()
-                end = base + args[0:2]
-            if upper in ("C", "S"):
-                u = 1 - ts[:, None]
-                pts = u**3 * pos + 3 * u**2 * ts[:, None] * c1 + 3 * u * ts[:, None] ** 2 * c2 + ts[:, None] ** 3 * end
-                last_ctrl = c2
-            else:
-                u = 1 - ts[:, None]
-                pts = u**2 * pos + 2 * u * ts[:, None] * q + ts[:, None] ** 2 * end
-                last_ctrl = q
-            cur.extend(map(tuple, pts))
-            pos = end
-        elif upper == "A":
-            if not cur:
-                cur.append(tuple(pos))
-            end = base + args[5:7]
-            pts = _arc(pos, end, args[0], args[1], args[2], args[3] != 0, args[4] != 0, curve_segments)
-            cur.extend(map(tuple, pts))
-            pos = end
-            last_ctrl = None
-        last_cmd = upper
-    flush()
-    return lines
-
-
-def _take(toks: list, i: int, n: int, arc: bool, name: str, d: str) -> tuple[np.ndarray, int]:
-    """Read the ``n`` numeric arguments of one command starting at token ``i``."""
-    vals: list[float] = []
-    while len(vals) < n:
-        if i >= len(toks) or (isinstance(toks[i], str) and toks[i].isalpha()):
-            raise ValueError(f"{name}: a path command is missing numbers in {d[:60]!r}")
-        tok = toks[i]
-        if arc and len(vals) in (3, 4) and len(tok) > 1 and tok[0] in "01" and not _is_plain_flag(tok):
-            # flags may be glued to what follows: "01 5" or "1.5" after a flag means "1", ".5"
-            vals.append(float(tok[0]))
-            toks[i] = tok[1:]
-            continue
-        vals.append(float(tok))
-        i += 1
-    return np.asarray(vals, dtype=np.float64), i
-
-
-def _is_plain_flag(tok: str) -> bool:
-    return tok in ("0", "1")
-
-
-def _arc(p0: np.ndarray, p1: np.ndarray, rx: float, ry: float, phi_deg: float, large: bool, sweep: bool,
-         segments: int) -> np.ndarray:
-    """Points (excluding ``p0``) on an SVG elliptical arc, endpoint parameterisation (SVG 1.1, F.6)."""
-    rx, ry = abs(rx), abs(ry)
-    if rx == 0 or ry == 0 or np.allclose(p0, p1):
-        return p1[None, :].copy()
-    phi = math.radians(phi_deg)
-    c, s = math.cos(phi), math.sin(phi)
-    dx, dy = (p0 - p1) / 2
-    x1p, y1p = c * dx + s * dy, -s * dx + c * dy
-    lam = (x1p / rx) ** 2 + (y1p / ry) ** 2
-    if lam > 1:
-        rx, ry = rx * math.sqrt(lam), ry * math.sqrt(lam)
-    num = rx**2 * ry**2 - rx**2 * y1p**2 - ry**2 * x1p**2
-    den = rx**2 * y1p**2 + ry**2 * x1p**2
-    coef = math.sqrt(max(0.0, num / den)) if den > 0 else 0.0
-    if large == sweep:
-        coef = -coef
-    cxp, cyp = coef * rx * y1p / ry, -coef * ry * x1p / rx
-    cx = c * cxp - s * cyp + (p0[0] + p1[0]) / 2
-    cy = s * cxp + c * cyp + (p0[1] + p1[1]) / 2
-
-    def angle(ux: float, uy: float, vx: float, vy: float) -> float:
-        return math.atan2(ux * vy - uy * vx, ux * vx + uy * vy)
-
-    t1 = angle(1, 0, (x1p - cxp) / rx, (y1p - cyp) / ry)
-    dt = angle((x1p - cxp) / rx, (y1p - cyp) / ry, (-x1p - cxp) / rx, (-y1p - cyp) / ry)
-    if not sweep and dt > 0:
-        dt -= 2 * math.pi
-    elif sweep and dt < 0:
-        dt += 2 * math.pi
-    th = t1 + dt * np.linspace(0, 1, segments + 1)[1:]
-    x = cx + rx * np.cos(th) * c - ry * np.sin(th) * s
-    y = cy + rx * np.cos(th) * s + ry * np.sin(th) * c
-    pts = np.stack([x, y], 1)
-    pts[-1] = p1
-    return pts
