@@ -392,7 +392,47 @@ def render_batch(sketches: Iterable[np.ndarray], size: int = 128, mode: str = "r
     return np.stack(images)
 
 
+# ------------------------------------------------------------------------------------------- the layout's frame
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A similarity without rotation from drawing coordinates to image pixels: ``xy = scale * uv + offset``."""
+
+    scale: float
+    offset: tuple[float, float]
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """``(k, 2)`` drawing coordinates -> image pixel coordinates (pixel centres at integers)."""
+        return np.asarray(points, np.float64) * self.scale + np.asarray(self.offset, np.float64)
+
+    def invert(self, points: np.ndarray) -> np.ndarray:
+        """``(k, 2)`` image pixel coordinates -> drawing coordinates."""
+        return (np.asarray(points, np.float64) - np.asarray(self.offset, np.float64)) / self.scale
+
+
+def layout_frame(s3: np.ndarray, size: int, start: tuple[float, float] = (0.0, 0.0)) -> Frame:
+    """The frame in which :func:`render` ``(s3, size)`` draws a stroke-3 sketch whose pen starts at ``start``.
+
+    The published placement truncates every scaled offset, so the exact map is not a similarity; this is the
+    least-squares similarity (one scale, a translation) from the absolute pen positions ``start + p_i`` to the
+    layout's pen positions on the reference canvas, followed by the resize to ``size`` (both modes share it).
+    """
+    lay = layout(s3)
+    a = _check_sketch(s3)
+    uv = np.zeros((a.shape[0] + 1, 2), np.float64)
+    np.cumsum(a[:, :2].astype(np.float64), axis=0, out=uv[1:])
+    xy = lay.points.astype(np.float64)
+    du, dx = uv - uv.mean(0), xy - xy.mean(0)
+    var = float((du * du).sum())
+    s = float((du * dx).sum() / var) if var > 0 else 1.0
+    t = xy.mean(0) - s * (uv.mean(0) + np.asarray(start, np.float64))
+    k = _check_size(size) / lay.side  # canvas -> image: (c + 0.5) * k - 0.5
+    off = (t + 0.5) * k - 0.5
+    return Frame(scale=s * k, offset=(float(off[0]), float(off[1])))
+
+
 __all__ = [
-    "MODES", "Corruption", "Layout", "candidate_uniforms", "corrupt", "fast_line_width", "layout",
-    "patch_candidates", "render", "render_batch",
+    "MODES", "Corruption", "Frame", "Layout", "candidate_uniforms", "corrupt", "fast_line_width", "layout",
+    "layout_frame", "patch_candidates", "render", "render_batch",
 ]

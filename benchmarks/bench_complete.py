@@ -1,0 +1,206 @@
+"""Measure healing by ink (issue 17): completion vs redraw vs the floor (the input itself).
+
+Data sets (``--sets``):
+
+- ``sheep-raster``: the test sheep (aaron_sheep.npz, test split), the published raster masks (MaskTable(n, seed)
+  rows, candidate k erased iff u[k] < p) -- the model sees the published corrupted image; completion keeps the
+  original's strokes outside the erased squares (the same squares cut from the vector strokes, sketch.erase).
+- ``sheep-vector``: the same sketches and squares, erased from the vector strokes (sketch.erase); the model sees
+  the rendering of what is left, as when healing an ndjson file.
+- ``qd-holdout``: QuickDraw drawings of the held-out categories (never trained on), vector erasure.
+
+For each: erased-ink recall, added-ink precision, kept ink (sketchheal.evaluation.healing, 128 px, the original's
+frame, 2 px) for completion, redraw (best of 8 at temperature 0.1, placed on the original's bounding box) and the
+floor; plus seconds per sketch. Writes JSON (``--out``) and prints a table.
+
+    python benchmarks/bench_complete.py --sets sheep-raster sheep-vector qd-holdout --out benchmarks/results/completion.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sketchheal.evaluation.healing import frame_of, ink_counts, summarise
+from sketchheal.inference.loading import load_model
+from sketchheal.inference.complete import CompletionParams, complete, model_view, view_of_part
+from sketchheal.sketch.erase import erase
+from sketchheal.sketch.io import load_sketches
+from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.render import corrupt
+from sketchheal.sketch.strokes import denormalize, polylines_to_stroke3, quickdraw_to_polylines, stroke3_to_polylines
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH = 1  # --width
+DATA = Path(os.environ.get("SKETCHHEAL_DATA", ROOT.parent / "shared" / "data"))
+
+
+@dataclass
+class Case:
+    name: str
+    p: float
+    original: list
+    inputs: list
+    raster: np.ndarray | None = None  # the published corrupted image (sheep-raster)
+
+
+def sheep_cases(ps, seed: int, limit: int | None, raster: bool) -> list[Case]:
+    sk = load_sketches(DATA / "sketch-rnn" / "aaron_sheep.npz", split="test")
+    n = len(sk) if limit is None else min(limit, len(sk))
+    table = MaskTable(len(sk), seed)
+    cases = []
+    for i in range(n):
+        orig = stroke3_to_polylines(sk[i])
+        s3 = polylines_to_stroke3(orig)
+        for p in ps:
+            u = table.uniforms(i)
+            e = erase(orig, p, uniforms=u)
+            img = corrupt(s3, u, p).corrupted if raster else None
+            cases.append(Case(f"sheep{i}", p, orig, e.lines, img))
+    return cases
+
+
+def qd_cases(ps, seed: int, per_category: int, folder: Path) -> list[Case]:
+    drawings = []
+    for f in sorted(folder.glob("*.ndjson")):
+        with open(f, encoding="utf-8") as fh:
+            for k, line in enumerate(fh):
+                if k >= per_category:
+                    break
+                rec = json.loads(line)
+                drawings.append((f"{rec['word']}/{rec['key_id']}", quickdraw_to_polylines(rec["drawing"])))
+    table = MaskTable(len(drawings), seed)
+    cases = []
+    for i, (name, orig) in enumerate(drawings):
+        for p in ps:
+            cases.append(Case(name, p, orig, erase(orig, p, uniforms=table.uniforms(i)).lines))
+    return cases
+
+
+def run_completion(healer, cases, *, gapfill, params, batch_size=64):
+    size, mode = healer.image_size, healer.render_mode
+    t0 = time.perf_counter()
+    views = []
+    for c in cases:
+        if c.raster is not None:
+            views.append(view_of_part(c.inputs, model_view(c.original, size, mode), c.raster))
+        else:
+            views.append(model_view(c.inputs, size, mode))
+    comps = complete(healer, [c.inputs for c in cases], gapfill=gapfill, params=params, views=views,
+                     batch_size=batch_size)
+    dt = time.perf_counter() - t0
+    counts = [ink_counts(c.original, c.inputs, r.lines, width=WIDTH) for c, r in zip(cases, comps)]
+    return counts, dt / max(1, len(cases)), comps
+
+
+def _box_fit(lines, onto):
+    """``lines`` placed on the bounding box of ``onto`` (the published rendering's placement of each)."""
+    fa, fb = frame_of(lines), frame_of(onto)
+    return [fb.invert(fa.apply(line)) for line in lines]
+
+
+def run_redraw(healer, cases, *, candidates=8, temperature=0.1, seed=0, batch_size=64):
+    from sketchheal.inference.candidates import best_of
+    from sketchheal.inference.sample import encode_images
+
+    size, mode = healer.image_size, healer.render_mode
+    t0 = time.perf_counter()
+    images = []
+    for c in cases:
+        v = model_view(c.inputs, size, mode)
+        images.append(c.raster if c.raster is not None else (v.image if v is not None else
+                                                               np.full((size, size), -1, np.float32)))
+    images = np.stack(images)
+    z = encode_images(healer.model, torch.from_numpy(images)[:, None], batch_size)
+    flat, _ = best_of(healer.model, z, images, [(seed, i) for i in range(len(cases))], candidates=candidates,
+                      scale=healer.scale, size=size, mode=mode, max_len=healer.max_seq_len,
+                      temperature=temperature, batch_size=batch_size)
+    dt = time.perf_counter() - t0
+    counts = []
+    for c, s in zip(cases, flat):
+        lines = stroke3_to_polylines(denormalize(s, healer.scale)) if len(s) else []
+        counts.append(ink_counts(c.original, c.inputs, _box_fit(lines, c.original) if lines else [], width=WIDTH))
+    return counts, dt / max(1, len(cases))
+
+
+def _by_p(cases, counts):
+    out = {}
+    for p in sorted({c.p for c in cases}):
+        out[str(p)] = summarise([k for c, k in zip(cases, counts) if c.p == p])
+    return out
+
+
+def _fmt(x):
+    return "  -  " if x is None else f"{x:.3f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=None, help="release folder or checkpoint (default: the bundled model)")
+    ap.add_argument("--gapfill", default=None, help="a second model whose reconstruction fills the gaps")
+    ap.add_argument("--sets", nargs="+", default=["sheep-raster", "sheep-vector", "qd-holdout"])
+    ap.add_argument("--ps", nargs="+", type=float, default=[0.1, 0.3, 0.5])
+    ap.add_argument("--qd-ps", nargs="+", type=float, default=None, help="p for qd-holdout (default: --ps)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="first N test sheep")
+    ap.add_argument("--per-category", type=int, default=10)
+    ap.add_argument("--qd-dir", default="/work/gapdata/qd_holdout")
+    ap.add_argument("--no-redraw", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", nargs="*", default=[], help="CompletionParams overrides, e.g. threshold=-0.3")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--width", type=int, default=1, help="ink line thickness (1 thin; 2 = the published ~3 px)")
+    args = ap.parse_args(argv)
+    global WIDTH
+    WIDTH = args.width
+    torch.set_num_threads(args.threads)
+    healer = load_model(args.model, device="cpu")
+    gapfill = load_model(args.gapfill, device="cpu") if args.gapfill else None
+    over = {}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        over[k] = type(getattr(CompletionParams(), k))(float(v))
+    params = CompletionParams(**over)
+    results = {"model": args.model or "bundled", "gapfill": args.gapfill, "params": asdict(params),
+               "cpu": platform.processor() or platform.machine(), "threads": args.threads, "sets": {}}
+    for name in args.sets:
+        if name == "sheep-raster":
+            cases = sheep_cases(args.ps, args.seed, args.limit, raster=True)
+        elif name == "sheep-vector":
+            cases = sheep_cases(args.ps, args.seed, args.limit, raster=False)
+        elif name == "qd-holdout":
+            cases = qd_cases(args.qd_ps or args.ps, args.seed, args.per_category, Path(args.qd_dir))
+        else:
+            raise SystemExit(f"unknown set {name}")
+        entry = {"n_cases": len(cases)}
+        counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params)
+        entry["completion"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spc}
+        entry["floor"] = {"by_p": _by_p(cases, [ink_counts(c.original, c.inputs, c.inputs, width=WIDTH) for c in cases])}
+        if not args.no_redraw:
+            counts, spr = run_redraw(healer, cases, seed=args.seed)
+            entry["redraw"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spr}
+        results["sets"][name] = entry
+        print(f"\n{name} ({len(cases)} cases)   recall / precision / kept")
+        for method in ("completion", "redraw", "floor"):
+            if method not in entry:
+                continue
+            row = "  ".join(f"p={p}: {_fmt(s['recall'])} {_fmt(s['precision'])} {_fmt(s['kept'])}"
+                            for p, s in entry[method]["by_p"].items())
+            t = entry[method].get("s_per_sketch")
+            print(f"  {method:10s} {row}" + (f"   {1000 * t:.1f} ms/sketch" if t else ""))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

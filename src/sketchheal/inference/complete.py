@@ -1,0 +1,430 @@
+"""Completion: keep the input's strokes exactly as given and add strokes where the drawing has gaps (issue 17).
+
+The walk of one drawing (absolute polylines in the input's own coordinates; images come in as traced centre lines):
+
+1. **The model's view.** The strokes are drawn as the model was trained to see them (:func:`render` of the
+   stroke-3 form at the model's ``image_size`` / ``render_mode``); every input point's position in that image is
+   known exactly from the render layout.
+2. **Reconstruction.** The encoder's final Lmser reconstruction ``recons[-1]`` (trained to reproduce the clean
+   sketch from the corrupted one) of that image; its ink is where it is above ``threshold``. The reconstruction
+   may come from a second model (the gap-filler) of the same image size.
+3. **Bridges.** Every pair of loose ends of the input (first and last points of its strokes) at most ``max_gap``
+   apart is tried with three curves: a straight line, a cubic Hermite curve that leaves each end along its own
+   direction, and the corner where the two end directions meet. A curve is a bridge when the reconstruction's ink
+   probability ``(recons + 1) / 2`` along it (away from the two ends) averages at least ``bridge_mean``, its 10th
+   percentile reaches ``bridge_low`` and at most 30 % of it runs over the input's own ink. Bridges are accepted
+   greedily, best first, each end used once; a bridge starts and ends exactly at the input's points.
+4. **The rest of the reconstruction.** Reconstruction ink above ``threshold`` farther than ``cover_radius`` from
+   the input's ink and from the bridges, less specks (``min_area``), is thinned (Zhang-Suen,
+   :func:`sketchheal.sketch.trace.thin`) and traced into strokes; an end within ``snap_radius`` of an input loose
+   end is joined to it (else to the nearest input stroke point within ``cover_radius + 1.5``); strokes shorter
+   than ``min_length`` or whose mean ink probability is below ``residual_mean`` are dropped; RDP (``simplify``).
+5. **Back to the input's frame.** Points are mapped back by the inverse of the layout's least-squares similarity
+   plus the local residual of the four nearest input points (the published placement truncates offsets, so the
+   map is not exactly a similarity); joined ends are the input's own points, bit for bit.
+
+The result is the input's strokes, unchanged, and the added strokes (:class:`Completion`). Distances are in pixels
+of the model's image (128 px for the bundled model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from sketchheal.sketch.render import Frame, layout, layout_frame, render
+from sketchheal.sketch.trace import skeleton_polylines, thin
+from sketchheal.sketch.strokes import polylines_to_stroke3, rdp
+
+__all__ = ["CompletionParams", "Completion", "ModelView", "model_view", "view_of_part", "to_image", "reconstruct",
+           "complete", "added_strokes"]
+
+
+@dataclass(frozen=True)
+class CompletionParams:
+    """Settings of gap filling; distances in pixels of the model's image (see the module docstring)."""
+
+    threshold: float = -0.3  # reconstruction ink: recons[-1] > threshold (images are -1 paper, +1 ink)
+    cover_radius: float = 2.5  # reconstruction ink this close to the input's ink is already drawn
+    min_area: int = 4  # fill pieces with fewer pixels are specks
+    snap_radius: float = 6.0  # a stroke end this close to an input loose end is joined to it
+    min_length: float = 3.0  # added strokes shorter than this (after joining) are dropped
+    simplify: float = 0.4  # RDP epsilon of the added strokes
+    bridge: bool = True  # join pairs of loose ends through the reconstruction
+    max_gap: float = 48.0  # longest bridge (straight distance between the two ends)
+    bridge_mean: float = 0.25  # a bridge's mean reconstruction ink probability ((recon + 1) / 2) must reach this
+    bridge_low: float = 0.05  # ... and its 10th percentile this
+    residual: bool = True  # also trace reconstruction ink that no bridge explains
+    residual_mean: float = 0.4  # a traced stroke's mean ink probability must reach this
+    island_length: float = 0.0  # a traced stroke joined to no input stroke must be at least this long
+
+
+@dataclass
+class ModelView:
+    """One drawing as the model sees it: image ``(N, N) float32`` (ink +1), the input points ``uv (n, 2)`` in
+    input coordinates and ``px (n, 2)`` in image pixels (same order: the strokes concatenated), the index of each
+    stroke's first point ``starts``, and the layout's least-squares frame."""
+
+    image: np.ndarray
+    uv: np.ndarray
+    px: np.ndarray
+    starts: np.ndarray
+    frame: Frame
+
+
+@dataclass
+class Completion:
+    """input_lines: the input's strokes exactly as given; added_lines: the new strokes (both absolute ``(k, 2)``
+    float64 polylines in the input's coordinates). image: the model's view of the input; recon: the reconstruction
+    used (``(N, N)``, None when there was nothing to complete); frame: input coordinates -> model image pixels;
+    typicality: see :mod:`sketchheal.inference.domain` (None when not computed)."""
+
+    input_lines: list[np.ndarray]
+    added_lines: list[np.ndarray]
+    image: np.ndarray | None = None
+    recon: np.ndarray | None = None
+    frame: Frame | None = None
+    typicality: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> list[np.ndarray]:
+        """The healed drawing: the input's strokes, then the added ones."""
+        return list(self.input_lines) + list(self.added_lines)
+
+
+def _clean_lines(lines: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out = [np.asarray(line, np.float64).reshape(-1, 2) for line in lines]
+    return [line for line in out if len(line)]
+
+
+def model_view(lines: Sequence[np.ndarray], size: int, mode: str) -> ModelView | None:
+    """The model's image of absolute strokes and where every input point lands in it (None: nothing drawable)."""
+    lines = _clean_lines(lines)
+    if not lines:
+        return None
+    pts = np.concatenate(lines, 0)
+    if not (np.ptp(pts, 0) > 0).any():
+        return None
+    first = lines[0]
+    doubled = len(first) == 1  # polylines_to_stroke3 doubles a one-point first stroke
+    s3 = polylines_to_stroke3(lines)
+    lay = layout(s3)
+    px_all = (lay.points.astype(np.float64) + 0.5) * (size / lay.side) - 0.5
+    px = px_all[1:] if doubled else px_all
+    starts = np.cumsum([0] + [len(line) for line in lines[:-1]])
+    image = render(s3, size=size, mode=mode)
+    return ModelView(image=image, uv=pts, px=px, starts=starts, frame=layout_frame(s3, size, start=tuple(pts[0])))
+
+
+def reconstruct(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Final Lmser reconstructions ``(B, N, N) float32`` of ``images (B, N, N)`` in [-1, 1], and the codes
+    (encoder means) ``(B, Nz) float64`` of the same pass."""
+    device = next(model.parameters()).device
+    out, codes = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), max(1, batch_size)):
+                x = torch.from_numpy(np.ascontiguousarray(images[start: start + batch_size], np.float32))
+                enc = model.encode(x[:, None].to(device))
+                out.append(enc.recons[-1][:, 0].float().cpu().numpy())  # (b, 1, N, N) -> (b, N, N)
+                codes.append(enc.mu.double().cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not out:
+        return np.zeros((0,) + tuple(images.shape[1:]), np.float32), np.zeros((0, 0))
+    return np.concatenate(out, 0), np.concatenate(codes, 0)
+
+
+def _distance_to(mask: np.ndarray) -> np.ndarray:
+    if not mask.any():
+        return np.full(mask.shape, np.inf, np.float32)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def _drop_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
+    if min_area <= 1 or not mask.any():
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    return keep[labels]
+
+
+def _nearest_on_strokes(q: np.ndarray, view: ModelView) -> tuple[float, np.ndarray, np.ndarray]:
+    """Nearest point to ``q (2,)`` (px) on the input's strokes: distance, px point, uv point."""
+    best = (np.inf, view.px[0], view.uv[0])
+    bounds = list(view.starts) + [len(view.px)]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        p, u = view.px[a:b], view.uv[a:b]
+        if len(p) == 1:
+            d = float(np.hypot(*(p[0] - q)))
+            if d < best[0]:
+                best = (d, p[0], u[0])
+            continue
+        seg = p[1:] - p[:-1]
+        L2 = (seg * seg).sum(1)
+        t = np.clip(((q - p[:-1]) * seg).sum(1) / np.where(L2 > 0, L2, 1), 0, 1)
+        proj = p[:-1] + t[:, None] * seg
+        d = np.hypot(*(proj - q).T)
+        j = int(d.argmin())
+        if d[j] < best[0]:
+            best = (float(d[j]), proj[j], u[j] + t[j] * (u[j + 1] - u[j]))
+    return best
+
+
+def _idw(resid: np.ndarray, idx: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Inverse-distance weighted residuals ``(m, 2)`` of the neighbours ``idx (m, k)`` at distances ``dist``;
+    a query on a point (distance < 1e-6) takes that point's residual exactly."""
+    w = 1.0 / (dist + 1e-3)
+    out = (resid[idx] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
+    first = np.argmin(dist, axis=1)
+    hit = np.take_along_axis(dist, first[:, None], 1)[:, 0] < 1e-6
+    out[hit] = resid[idx[hit, first[hit]]]
+    return out
+
+
+def _to_input(q: np.ndarray, view: ModelView, k: int = 4) -> np.ndarray:
+    """Model-image points ``(m, 2)`` -> input coordinates: inverse frame + inverse-distance residual of the ``k``
+    nearest input points."""
+    base = view.frame.invert(q)
+    resid = view.uv - view.frame.invert(view.px)  # (n, 2)
+    d = np.hypot(q[:, None, 0] - view.px[None, :, 0], q[:, None, 1] - view.px[None, :, 1])  # (m, n)
+    k = min(k, d.shape[1])
+    idx = np.argpartition(d, k - 1, axis=1)[:, :k]
+    return base + _idw(resid, idx, np.take_along_axis(d, idx, 1))
+
+
+def to_image(uv: np.ndarray, view: ModelView, k: int = 4) -> np.ndarray:
+    """Input coordinates ``(m, 2)`` -> model-image pixels: the frame plus the inverse-distance residual of the
+    ``k`` nearest input points (exact at the input's own points)."""
+    uv = np.asarray(uv, np.float64).reshape(-1, 2)
+    base = view.frame.apply(uv)
+    resid = view.px - view.frame.apply(view.uv)
+    d = np.hypot(uv[:, None, 0] - view.uv[None, :, 0], uv[:, None, 1] - view.uv[None, :, 1]) * view.frame.scale
+    k = min(k, d.shape[1])
+    idx = np.argpartition(d, k - 1, axis=1)[:, :k]
+    return base + _idw(resid, idx, np.take_along_axis(d, idx, 1))
+
+
+def view_of_part(lines: Sequence[np.ndarray], whole: ModelView, image: np.ndarray) -> ModelView:
+    """The view of ``lines`` (e.g. what is left of a drawing after erasure) placed in the frame of ``whole`` (the
+    drawing it came from), with the model image ``image`` (e.g. the published raster corruption of ``whole``)."""
+    lines = _clean_lines(lines)
+    if not lines:
+        empty = np.zeros((0, 2))
+        return ModelView(image=image, uv=empty, px=empty, starts=np.zeros(0, np.int64), frame=whole.frame)
+    uv = np.concatenate(lines, 0)
+    starts = np.cumsum([0] + [len(line) for line in lines[:-1]])
+    return ModelView(image=image, uv=uv, px=to_image(uv, whole), starts=starts, frame=whole.frame)
+
+
+def _length(line: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(line, axis=0).T).sum()) if len(line) > 1 else 0.0
+
+
+def _sample(prob: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``prob (N, N) float32`` at ``pts (..., 2)`` pixel (x, y) (0 outside)."""
+    shape = pts.shape[:-1]
+    flat = pts.reshape(1, -1, 2).astype(np.float32)
+    out = cv2.remap(prob, flat[..., 0], flat[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0.0)
+    return out.reshape(shape)
+
+
+def _ends(view: ModelView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Loose ends of the input's strokes: point indices ``(e,)``, px ``(e, 2)``, outward unit tangents ``(e, 2)``
+    (zero for a one-point stroke), from the stroke's points within ~4 px of the end."""
+    bounds = list(view.starts) + [len(view.px)]
+    idx, tan = [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        for end, step in ((a, 1), (b - 1, -1)):
+            q = view.px[end]
+            t = np.zeros(2)
+            j = end + step
+            while a <= j < b:
+                v = q - view.px[j]
+                n = float(np.hypot(*v))
+                if n >= 4.0 or j in (a, b - 1):
+                    t = v / n if n > 1e-9 else t
+                    break
+                j += step
+            idx.append(end)
+            tan.append(t)
+            if b - a == 1:
+                break
+    idx = np.asarray(idx, np.int64)
+    return idx, view.px[idx], np.asarray(tan, np.float64).reshape(-1, 2)
+
+
+def _bridge_candidates(e: np.ndarray, te: np.ndarray, f: np.ndarray, tf: np.ndarray, n: int) -> np.ndarray:
+    """Candidate curves from ``e`` to ``f`` (px) as ``(c, n, 2)``: a straight line, a cubic Hermite curve leaving
+    ``e`` along ``te`` and arriving at ``f`` against ``tf`` (outward tangents), and the corner where the two
+    tangent rays meet (when they meet ahead of both ends)."""
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    d = float(np.hypot(*(f - e)))
+    curves = [e + t * (f - e)]
+    if np.any(te) and np.any(tf):
+        h00, h10, h01, h11 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t, -2 * t**3 + 3 * t**2, t**3 - t**2
+        curves.append(h00 * e + h10 * (d * te) + h01 * f + h11 * (-d * tf))
+        m = np.array([te, -tf]).T  # e + s te = f + u tf
+        if abs(np.linalg.det(m)) > 1e-3:
+            s_, u_ = np.linalg.solve(m, f - e)
+            if 0 < s_ < 1.5 * d and 0 < u_ < 1.5 * d:
+                x = e + s_ * te
+                l1, l2 = s_, u_
+                w = t[:, 0] * (l1 + l2)
+                pts = np.where((w <= l1)[:, None], e + np.minimum(w, l1)[:, None] * te,
+                               x + (w - l1)[:, None] * (f - x) / max(l2, 1e-9))
+                curves.append(pts)
+    return np.stack(curves)
+
+
+def _bridges(view: ModelView, prob: np.ndarray, d_input: np.ndarray, params: CompletionParams
+             ) -> tuple[list[tuple[int, int, np.ndarray]], np.ndarray]:
+    """Pairs of loose ends joined through the reconstruction: ``[(point i, point j, px curve (n, 2))]`` (curve
+    ends are the two input points) and the mask of used ends."""
+    idx, pe, tan = _ends(view)
+    n_end = len(idx)
+    cands = []
+    for a in range(n_end):
+        for b in range(a + 1, n_end):
+            if idx[a] == idx[b]:
+                continue
+            d = float(np.hypot(*(pe[b] - pe[a])))
+            if not 1.0 < d <= params.max_gap:
+                continue
+            n = max(6, int(np.ceil(d)) + 1)
+            curves = _bridge_candidates(pe[a], tan[a], pe[b], tan[b], n)  # (c, n, 2)
+            pr = _sample(prob, curves)  # (c, n)
+            near_end = np.minimum(np.hypot(*(curves - pe[a]).transpose(2, 0, 1)),
+                                  np.hypot(*(curves - pe[b]).transpose(2, 0, 1))) <= params.cover_radius + 1.5
+            inner = ~near_end
+            if inner.sum(1).min() < 1:
+                continue
+            on_input = _sample(d_input, curves) <= params.cover_radius
+            score = np.array([pr[c][inner[c]].mean() for c in range(len(curves))])
+            low = np.array([np.quantile(pr[c][inner[c]], 0.1) for c in range(len(curves))])
+            dup = np.array([on_input[c][inner[c]].mean() for c in range(len(curves))])
+            ok = (score >= params.bridge_mean) & (low >= params.bridge_low) & (dup <= 0.3)
+            if ok.any():
+                c = int(np.where(ok, score, -1).argmax())
+                cands.append((float(score[c]), a, b, curves[c]))
+    used = np.zeros(n_end, bool)
+    out = []
+    for score, a, b, curve in sorted(cands, key=lambda r: -r[0]):
+        if used[a] or used[b]:
+            continue
+        used[a] = used[b] = True
+        out.append((int(idx[a]), int(idx[b]), curve))
+    return out, used
+
+
+def added_strokes(view: ModelView, recon: np.ndarray, params: CompletionParams) -> list[np.ndarray]:
+    """The strokes to add to one drawing (input coordinates), from its view and reconstruction ``(N, N)``."""
+    if len(view.px) == 0:
+        return []
+    prob = np.clip((recon.astype(np.float32) + 1) / 2, 0, 1)
+    input_ink = view.image > 0.0
+    d_input = _distance_to(input_ink)
+    out = []
+    drawn = np.zeros(recon.shape, np.uint8)
+    bridges, _ = _bridges(view, prob, d_input, params) if params.bridge else ([], None)
+    for i, j, curve in bridges:
+        keep = rdp(curve, params.simplify)
+        uv = _to_input(keep[1:-1], view) if len(keep) > 2 else np.zeros((0, 2))
+        out.append(np.vstack([view.uv[i], uv, view.uv[j]]))
+        cv2.polylines(drawn, [np.rint(curve).astype(np.int32)], False, 1, thickness=1)
+    if not params.residual:
+        return out
+    covered = np.minimum(d_input, _distance_to(drawn > 0)) if drawn.any() else d_input
+    fill = (recon > params.threshold) & (covered > params.cover_radius)
+    fill = _drop_specks(fill, params.min_area)
+    if not fill.any():
+        return out
+    ends_idx = np.unique(np.concatenate([view.starts, np.r_[view.starts[1:], len(view.px)] - 1]))
+    ends_px, ends_uv = view.px[ends_idx], view.uv[ends_idx]
+    for line in skeleton_polylines(thin(fill)):
+        px = line
+        joined = [None, None]  # (px, uv) of the input point each end is joined to
+        for side in (0, 1):
+            q = px[0] if side == 0 else px[-1]
+            d = np.hypot(*(ends_px - q).T)
+            j = int(d.argmin())
+            if d[j] <= params.snap_radius:
+                joined[side] = (ends_px[j], ends_uv[j])
+            else:
+                dist, p_px, p_uv = _nearest_on_strokes(q, view)
+                if dist <= params.cover_radius + 1.5:
+                    joined[side] = (p_px, p_uv)
+        full_px = px
+        if joined[0] is not None:
+            full_px = np.vstack([joined[0][0], full_px])
+        if joined[1] is not None:
+            full_px = np.vstack([full_px, joined[1][0]])
+        length = _length(full_px)
+        if length < params.min_length:
+            continue
+        if joined[0] is None and joined[1] is None and length < params.island_length:
+            continue  # an island of haze, joined to nothing the input drew
+        if float(_sample(prob, px).mean()) < params.residual_mean:
+            continue
+        keep = rdp(px, params.simplify) if len(px) > 2 else px
+        uv = _to_input(keep, view)
+        if joined[0] is not None:
+            uv = np.vstack([joined[0][1], uv])
+        if joined[1] is not None:
+            uv = np.vstack([uv, joined[1][1]])
+        out.append(uv)
+    return out
+
+
+def _model_of(m: Any) -> torch.nn.Module:
+    return m.model if hasattr(m, "model") else m
+
+
+def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: Any = None,
+             params: CompletionParams | None = None, views: Sequence[ModelView | None] | None = None,
+             images: np.ndarray | None = None, batch_size: int = 64, domain: Any = None) -> list[Completion]:
+    """Complete many drawings (each a list of absolute ``(k, 2)`` strokes in its own coordinates).
+
+    healer: the loaded model (a ``Healer``: its ``model``, ``image_size``, ``render_mode`` are used). gapfill: an
+    optional second model (``Healer`` or ``LmserPix2Seq``) whose reconstruction fills the gaps instead (same image
+    size). views: precomputed :func:`model_view` s (one per drawing); images: ``(B, N, N)`` model inputs to use
+    instead of the views' own images (e.g. the published raster corruption, whose frame is the view's). domain:
+    a :class:`sketchheal.inference.domain.Domain` to report how typical each drawing is (None: not reported).
+    Returns one :class:`Completion` per drawing, in order.
+    """
+    params = params or CompletionParams()
+    size, mode = int(healer.image_size), str(healer.render_mode)
+    drawings = [_clean_lines(d) for d in drawings]
+    if views is None:
+        views = [model_view(d, size, mode) for d in drawings]
+    ok = [i for i, v in enumerate(views) if v is not None]
+    results = [Completion(input_lines=[line.copy() for line in d], added_lines=[]) for d in drawings]
+    if not ok:
+        return results
+    if images is None:
+        batch = np.stack([views[i].image for i in ok])
+    else:
+        batch = np.asarray(images, np.float32)[ok]
+    recons, codes = reconstruct(_model_of(gapfill if gapfill is not None else healer), batch, batch_size)
+    typical = None
+    if domain is not None:  # how typical, by the main model's codes
+        if gapfill is not None:
+            _, codes = reconstruct(_model_of(healer), batch, batch_size)
+        typical = domain.assess(codes)
+    for j, i in enumerate(ok):
+        view = views[i] if images is None else replace(views[i], image=batch[j])
+        res = results[i]
+        res.image, res.recon, res.frame = view.image, recons[j], view.frame
+        res.added_lines = added_strokes(view, recons[j], params)
+        if typical is not None:
+            res.typicality = typical[j]
+    return results

@@ -1,0 +1,139 @@
+"""Completion (sketchheal.inference.complete): the input kept exactly, gaps bridged, strokes in the input's frame."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sketchheal.evaluation.healing import ink_counts, summarise
+from sketchheal.inference.complete import (Completion, CompletionParams, added_strokes, complete, model_view,
+                                           to_image, view_of_part)
+from sketchheal.model.encoder import EncoderOutput
+from sketchheal.sketch.erase import erase_squares
+from sketchheal.sketch.trace import skeleton_polylines, thin, trace_strokes
+
+
+class _Oracle(torch.nn.Module):
+    """A stand-in model whose reconstruction is a given image per call (the complete drawing)."""
+
+    def __init__(self, recon: np.ndarray):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.recon = torch.from_numpy(recon)
+
+    def encode(self, x):
+        b = x.shape[0]
+        rec = self.recon.expand(b, 1, *self.recon.shape[-2:])
+        return EncoderOutput(mu=torch.zeros(b, 4), logvar=torch.zeros(b, 4), recons=[rec])
+
+
+def _drawing():
+    # a house: square body plus a roof, in "QuickDraw" coordinates far from the origin
+    body = np.array([[300, 400], [500, 400], [500, 600], [300, 600], [300, 400]], np.float64)
+    roof = np.array([[290, 410], [400, 300], [510, 410]], np.float64)
+    return [body, roof]
+
+
+def _oracle_image(original, view, size=128):
+    img = np.zeros((size, size), np.uint8)
+    for line in original:
+        q = np.rint(to_image(line, view) * 16).astype(np.int32)
+        cv2.polylines(img, [q], False, 255, thickness=3, lineType=cv2.LINE_AA, shift=4)
+    return (img.astype(np.float32) / 127.5 - 1.0)[None, None]
+
+
+def _healer(model):
+    return SimpleNamespace(model=model, image_size=128, render_mode="reference")
+
+
+def test_gaps_are_bridged_and_the_input_is_kept_bit_for_bit():
+    original = _drawing()
+    inputs = erase_squares(original, np.array([[500.0, 500.0], [300.0, 500.0]]), 40.0)
+    view = model_view(inputs, 128, "reference")
+    healer = _healer(_Oracle(_oracle_image(original, view)))
+    (res,) = complete(healer, [inputs])
+    assert isinstance(res, Completion)
+    assert len(res.input_lines) == len(inputs)
+    assert all(np.array_equal(a, b) for a, b in zip(res.input_lines, inputs))
+    assert res.added_lines, "the two gaps should be bridged"
+    ends = {tuple(p) for line in inputs for p in (line[0], line[-1])}
+    joined = [tuple(line[0]) in ends or tuple(line[-1]) in ends for line in res.added_lines]
+    assert all(joined), "added strokes start or end exactly at the input's loose ends"
+    s = summarise([ink_counts(original, inputs, res.lines)])
+    assert s["recall"] > 0.9 and s["precision"] > 0.9 and s["kept"] == 1.0
+
+
+def test_nothing_to_add_when_the_reconstruction_is_the_input():
+    original = _drawing()
+    view = model_view(original, 128, "reference")
+    healer = _healer(_Oracle(_oracle_image(original, view)))
+    (res,) = complete(healer, [original])
+    assert res.added_lines == []
+    assert len(res.lines) == len(original)
+
+
+def test_empty_and_degenerate_inputs():
+    healer = _healer(_Oracle(np.full((1, 1, 128, 128), -1, np.float32)))
+    res = complete(healer, [[], [np.array([[5.0, 5.0]])]])
+    assert [r.added_lines for r in res] == [[], []]
+
+
+def test_view_maps_input_points_to_the_model_image():
+    lines = _drawing()
+    view = model_view(lines, 128, "reference")
+    ink = view.image > 0
+    px = np.rint(view.px).astype(int)
+    assert ink[px[:, 1], px[:, 0]].all()
+    np.testing.assert_allclose(to_image(view.uv, view), view.px, atol=1e-6)
+    part = view_of_part([lines[0]], view, view.image)
+    np.testing.assert_allclose(part.px, view.px[: len(lines[0])], atol=1e-6)
+
+
+def test_thin_and_trace_a_thick_line():
+    mask = np.zeros((40, 60), bool)
+    cv2.line(mask.view(np.uint8), (5, 20), (55, 20), 1, thickness=5)
+    skel = thin(mask)
+    assert skel.sum() < mask.sum() / 3
+    lines = skeleton_polylines(skel)
+    assert len(lines) == 1 and np.ptp(lines[0][:, 0]) > 40
+    strokes = trace_strokes(mask)
+    assert len(strokes) == 1 and len(strokes[0]) <= 4
+
+
+def test_a_loop_is_traced_closed():
+    mask = np.zeros((40, 40), np.uint8)
+    cv2.circle(mask, (20, 20), 12, 1, thickness=1)
+    lines = skeleton_polylines(mask.astype(bool))
+    assert len(lines) == 1 and np.hypot(*(lines[0][0] - lines[0][-1])) <= 1.5
+
+
+def test_bridges_can_be_switched_off():
+    original = _drawing()
+    inputs = erase_squares(original, np.array([[500.0, 500.0]]), 40.0)
+    view = model_view(inputs, 128, "reference")
+    recon = _oracle_image(original, view)[0, 0]
+    none = added_strokes(view, recon, CompletionParams(bridge=False, residual=False))
+    assert none == []
+    some = added_strokes(view, recon, CompletionParams(residual=False))
+    assert some
+
+
+@pytest.mark.slow
+def test_bundled_model_completes_an_erased_sheep(sheep_npz):
+    from sketchheal.inference.loading import load_model
+    from sketchheal.sketch.erase import erase
+    from sketchheal.sketch.io import load_sketches
+    from sketchheal.sketch.strokes import stroke3_to_polylines
+
+    healer = load_model(None, device="cpu")
+    sk = load_sketches(sheep_npz, split="test")
+    originals = [stroke3_to_polylines(sk[i]) for i in range(6)]
+    inputs = [erase(o, 0.3, seed=i).lines for i, o in enumerate(originals)]
+    res = complete(healer, inputs)
+    counts = [ink_counts(o, x, r.lines) for o, x, r in zip(originals, inputs, res)]
+    s = summarise(counts)
+    assert s["kept"] == 1.0 and s["recall"] > 0.1 and s["precision"] > 0.3

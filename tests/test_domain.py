@@ -1,0 +1,89 @@
+"""How typical a drawing is for a model (sketchheal.inference.domain)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from sketchheal.inference.domain import (DOMAIN_FILE, UNLIKE_PERCENTILE, Domain, build_domain, describe,
+                                         load_domain)
+from sketchheal.model.encoder import EncoderOutput
+from sketchheal.utils.paths import BUNDLED_MODEL_DIR
+from tests.conftest import make_sketch
+
+
+class _InkStats(torch.nn.Module):
+    """A stand-in encoder whose code is (ink share, mean ink row, mean ink column) of the image."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, x):
+        ink = (x[:, 0] > 0).float()  # (B, N, N)
+        n = ink.sum((1, 2)).clamp(min=1)
+        r = torch.arange(x.shape[-1], dtype=torch.float32)
+        mu = torch.stack([n / x.shape[-1] ** 2, (ink.sum(2) * r).sum(1) / n, (ink.sum(1) * r).sum(1) / n], 1)
+        return EncoderOutput(mu=mu, logvar=torch.zeros_like(mu), recons=[x])
+
+
+@pytest.fixture(scope="module")
+def domain():
+    rng = np.random.default_rng(0)
+    healer = SimpleNamespace(model=_InkStats(), image_size=64, render_mode="fast", categories=["squiggle"])
+    train = [make_sketch(rng, 3, 8) for _ in range(60)]
+    valid = [make_sketch(rng, 3, 8) for _ in range(40)]
+    return build_domain(healer, train, valid, seed=0)
+
+
+def test_percentiles_are_calibrated_on_the_validation_drawings(domain):
+    assert np.all(np.diff(domain.quantiles) >= 0)
+    assert domain.percentile(domain.quantiles[0] - 1) == 0.0
+    assert domain.percentile(domain.quantiles[-1] + 1) == 100.0
+    assert domain.percentile(domain.quantiles[100]) == pytest.approx(50.0)
+
+
+def test_far_codes_are_unlike(domain):
+    near = domain.mean[None]
+    far = domain.mean[None] + 1000.0
+    a, b = domain.assess(np.concatenate([near, far]))
+    assert a["typical"] and a["percentile"] < 50
+    assert not b["typical"] and b["percentile"] == 100.0
+    assert "learned squiggle" in b["message"] and "unlike 99.9 % of them" in b["message"]
+
+
+def test_round_trip_and_size(domain, tmp_path):
+    path = domain.save(tmp_path)
+    assert path.name == DOMAIN_FILE
+    back = load_domain(tmp_path)
+    np.testing.assert_allclose(back.mean, domain.mean, rtol=1e-5)
+    np.testing.assert_allclose(back.quantiles, domain.quantiles, rtol=1e-5)
+    assert back.categories == ["squiggle"]
+    assert load_domain(tmp_path / "missing") is None
+    (tmp_path / "bad" ).mkdir()
+    (tmp_path / "bad" / DOMAIN_FILE).write_text("{")
+    with pytest.raises(ValueError):
+        load_domain(tmp_path / "bad")
+    with pytest.raises(ValueError):
+        Domain.from_dict({"mean": [0, 1], "precision": [[1]], "quantiles": []})
+
+
+def test_describe():
+    assert describe(99.4, ["aaron_sheep"]) == "this model learned sheep; your drawing is unlike 99.4 % of them"
+    assert describe(100.0, ["aaron_sheep"]).endswith("unlike 99.9 % of them")
+    assert "typical" in describe(40.0, ["cat", "dog"]) and "cat and dog" in describe(40.0, ["cat", "dog"])
+    assert UNLIKE_PERCENTILE == 99.0
+
+
+def test_bundled_model_ships_a_small_calibration():
+    path = BUNDLED_MODEL_DIR / DOMAIN_FILE
+    if not (BUNDLED_MODEL_DIR / "config.json").is_file():
+        pytest.skip("no bundled model")
+    assert path.is_file() and path.stat().st_size < 100_000
+    dom = load_domain(BUNDLED_MODEL_DIR)
+    assert dom.categories == ["aaron_sheep"] and dom.mean.shape == (64,)
+    assert json.loads(path.read_text())["info"]["n_train"] >= 1000
