@@ -64,6 +64,7 @@ def test_readme_is_a_front_door_that_starts_with_the_two_setup_commands():
 LIMITS = [
     ("sketchheal.utils.npfile", "MAX_MEMBER_BYTES", lambda v: v == 4 << 30, "4 GiB"),
     ("sketchheal.sketch.image", "MAX_IMAGE_PIXELS", lambda v: v == 40_000_000, "40 million pixels"),
+    ("sketchheal.sketch.svg", "MAX_COORDINATE", lambda v: v == 1e9, "1e9"),
     ("sketchheal.demo.logic", "MAX_UPLOAD_MB", lambda v: v == 10, "10 MB"),
     ("sketchheal.demo.logic", "MAX_CANVAS_PIXELS", lambda v: v == 4096 * 4096, "4096 x 4096"),
 ]
