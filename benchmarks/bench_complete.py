@@ -39,7 +39,7 @@ from sketchheal.sketch.render import corrupt
 from sketchheal.sketch.strokes import denormalize, polylines_to_stroke3, quickdraw_to_polylines, stroke3_to_polylines
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDTH = 1  # --width
+WIDTHS = (1, 2)  # ink line thickness: 1-px lines (the headline), 2 = the published line (~3 px at 128 px)
 DATA = Path(os.environ.get("SKETCHHEAL_DATA", ROOT.parent / "shared" / "data"))
 
 
@@ -97,7 +97,7 @@ def run_completion(healer, cases, *, gapfill, params, batch_size=64):
     comps = complete(healer, [c.inputs for c in cases], gapfill=gapfill, params=params, views=views,
                      batch_size=batch_size)
     dt = time.perf_counter() - t0
-    counts = [ink_counts(c.original, c.inputs, r.lines, width=WIDTH) for c, r in zip(cases, comps)]
+    counts = _counts(cases, [r.lines for r in comps])
     return counts, dt / max(1, len(cases)), comps
 
 
@@ -124,17 +124,23 @@ def run_redraw(healer, cases, *, candidates=8, temperature=0.1, seed=0, batch_si
                       scale=healer.scale, size=size, mode=mode, max_len=healer.max_seq_len,
                       temperature=temperature, batch_size=batch_size)
     dt = time.perf_counter() - t0
-    counts = []
+    healed = []
     for c, s in zip(cases, flat):
         lines = stroke3_to_polylines(denormalize(s, healer.scale)) if len(s) else []
-        counts.append(ink_counts(c.original, c.inputs, _box_fit(lines, c.original) if lines else [], width=WIDTH))
-    return counts, dt / max(1, len(cases))
+        healed.append(_box_fit(lines, c.original) if lines else [])
+    return _counts(cases, healed), dt / max(1, len(cases))
+
+
+def _counts(cases, healed):
+    """Ink counts per width: ``{1: [...], 2: [...]}`` (1-px lines; the published ~3-px line at 128 px)."""
+    return {w: [ink_counts(c.original, c.inputs, h, width=w) for c, h in zip(cases, healed)] for w in WIDTHS}
 
 
 def _by_p(cases, counts):
     out = {}
-    for p in sorted({c.p for c in cases}):
-        out[str(p)] = summarise([k for c, k in zip(cases, counts) if c.p == p])
+    for w, cw in counts.items():
+        for p in sorted({c.p for c in cases}):
+            out.setdefault(f"w{w}", {})[str(p)] = summarise([k for c, k in zip(cases, cw) if c.p == p])
     return out
 
 
@@ -157,10 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="CompletionParams overrides, e.g. threshold=-0.3")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--width", type=int, default=1, help="ink line thickness (1 thin; 2 = the published ~3 px)")
     args = ap.parse_args(argv)
-    global WIDTH
-    WIDTH = args.width
     torch.set_num_threads(args.threads)
     healer = load_model(args.model, device="cpu")
     gapfill = load_model(args.gapfill, device="cpu") if args.gapfill else None
@@ -183,7 +186,7 @@ def main(argv=None) -> int:
         entry = {"n_cases": len(cases)}
         counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params)
         entry["completion"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spc}
-        entry["floor"] = {"by_p": _by_p(cases, [ink_counts(c.original, c.inputs, c.inputs, width=WIDTH) for c in cases])}
+        entry["floor"] = {"by_p": _by_p(cases, _counts(cases, [c.inputs for c in cases]))}
         if not args.no_redraw:
             counts, spr = run_redraw(healer, cases, seed=args.seed)
             entry["redraw"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spr}
@@ -192,10 +195,11 @@ def main(argv=None) -> int:
         for method in ("completion", "redraw", "floor"):
             if method not in entry:
                 continue
-            row = "  ".join(f"p={p}: {_fmt(s['recall'])} {_fmt(s['precision'])} {_fmt(s['kept'])}"
-                            for p, s in entry[method]["by_p"].items())
-            t = entry[method].get("s_per_sketch")
-            print(f"  {method:10s} {row}" + (f"   {1000 * t:.1f} ms/sketch" if t else ""))
+            for w, by_p in entry[method]["by_p"].items():
+                row = "  ".join(f"p={p}: {_fmt(s['recall'])} {_fmt(s['precision'])} {_fmt(s['kept'])}"
+                                for p, s in by_p.items())
+                t = entry[method].get("s_per_sketch")
+                print(f"  {method:10s} {w} {row}" + (f"   {1000 * t:.1f} ms/sketch" if t and w == "w1" else ""))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))

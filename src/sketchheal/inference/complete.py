@@ -19,7 +19,9 @@ The walk of one drawing (absolute polylines in the input's own coordinates; imag
    :func:`sketchheal.sketch.trace.thin`) and traced into strokes; an end within ``snap_radius`` of an input loose
    end is joined to it (else to the nearest input stroke point within ``cover_radius + 1.5``); strokes shorter
    than ``min_length`` or whose mean ink probability is below ``residual_mean`` are dropped; RDP (``simplify``).
-5. **Back to the input's frame.** Points are mapped back by the inverse of the layout's least-squares similarity
+5. **A second look** (``passes = 2``): the drawing with the added strokes is drawn and reconstructed again, and
+   what that finds (joined to the input's or the added strokes' ends) is added too.
+6. **Back to the input's frame.** Points are mapped back by the inverse of the layout's least-squares similarity
    plus the local residual of the four nearest input points (the published placement truncates offsets, so the
    map is not exactly a similarity); joined ends are the input's own points, bit for bit.
 
@@ -58,9 +60,12 @@ class CompletionParams:
     max_gap: float = 48.0  # longest bridge (straight distance between the two ends)
     bridge_mean: float = 0.25  # a bridge's mean reconstruction ink probability ((recon + 1) / 2) must reach this
     bridge_low: float = 0.05  # ... and its 10th percentile this
+    bridge_align: float = 0.0  # weight of the ends' alignment (pointing at each other) when ranking bridges
+    min_align: float = 0.0  # bridges whose ends point away from each other more than this are refused
     residual: bool = True  # also trace reconstruction ink that no bridge explains
     residual_mean: float = 0.4  # a traced stroke's mean ink probability must reach this
     island_length: float = 0.0  # a traced stroke joined to no input stroke must be at least this long
+    passes: int = 2  # reconstruct again with the added strokes drawn, and add what the second look finds
 
 
 @dataclass
@@ -232,10 +237,15 @@ def _length(line: np.ndarray) -> float:
 def _sample(prob: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``prob (N, N) float32`` at ``pts (..., 2)`` pixel (x, y) (0 outside)."""
     shape = pts.shape[:-1]
-    flat = pts.reshape(1, -1, 2).astype(np.float32)
-    out = cv2.remap(prob, flat[..., 0], flat[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    flat = pts.reshape(-1, 2).astype(np.float32)
+    m, w = len(flat), 4096  # remap maps are 2-D and under 32767 wide
+    rows = max(1, -(-m // w))
+    grid = np.full((rows * w, 2), -10.0, np.float32)
+    grid[:m] = flat
+    grid = grid.reshape(rows, w, 2)
+    out = cv2.remap(prob, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                     borderValue=0.0)
-    return out.reshape(shape)
+    return out.reshape(-1)[:m].reshape(shape)
 
 
 def _ends(view: ModelView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,67 +273,85 @@ def _ends(view: ModelView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return idx, view.px[idx], np.asarray(tan, np.float64).reshape(-1, 2)
 
 
-def _bridge_candidates(e: np.ndarray, te: np.ndarray, f: np.ndarray, tf: np.ndarray, n: int) -> np.ndarray:
-    """Candidate curves from ``e`` to ``f`` (px) as ``(c, n, 2)``: a straight line, a cubic Hermite curve leaving
-    ``e`` along ``te`` and arriving at ``f`` against ``tf`` (outward tangents), and the corner where the two
-    tangent rays meet (when they meet ahead of both ends)."""
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    d = float(np.hypot(*(f - e)))
-    curves = [e + t * (f - e)]
-    if np.any(te) and np.any(tf):
-        h00, h10, h01, h11 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t, -2 * t**3 + 3 * t**2, t**3 - t**2
-        curves.append(h00 * e + h10 * (d * te) + h01 * f + h11 * (-d * tf))
-        m = np.array([te, -tf]).T  # e + s te = f + u tf
-        if abs(np.linalg.det(m)) > 1e-3:
-            s_, u_ = np.linalg.solve(m, f - e)
-            if 0 < s_ < 1.5 * d and 0 < u_ < 1.5 * d:
-                x = e + s_ * te
-                l1, l2 = s_, u_
-                w = t[:, 0] * (l1 + l2)
-                pts = np.where((w <= l1)[:, None], e + np.minimum(w, l1)[:, None] * te,
-                               x + (w - l1)[:, None] * (f - x) / max(l2, 1e-9))
-                curves.append(pts)
-    return np.stack(curves)
+def _bridge_curves(e: np.ndarray, te: np.ndarray, f: np.ndarray, tf: np.ndarray, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate curves for pairs of ends ``e, f (P, 2)`` with outward unit tangents ``te, tf (P, 2)``:
+    ``(P, 3, n, 2)`` samples of a straight line, a cubic Hermite curve leaving ``e`` along ``te`` and arriving
+    at ``f`` against ``tf``, and the corner where the two tangent rays meet; and ``(P, 3)`` which are valid
+    (the Hermite curve needs both tangents, the corner rays that meet ahead of both ends)."""
+    t = np.linspace(0.0, 1.0, n)[None, :, None]  # (1, n, 1)
+    E, F = e[:, None], f[:, None]  # (P, 1, 2)
+    d = np.hypot(*(f - e).T)[:, None, None]  # (P, 1, 1)
+    straight = E + t * (F - E)
+    h00, h10, h01, h11 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t, -2 * t**3 + 3 * t**2, t**3 - t**2
+    hermite = h00 * E + h10 * (d * te[:, None]) + h01 * F + h11 * (-d * tf[:, None])
+    has_tan = (np.abs(te).sum(1) > 0) & (np.abs(tf).sum(1) > 0)
+    # e + s te = f + u tf  ->  [te, -tf] (s, u) = f - e
+    r = f - e
+    det = te[:, 0] * -tf[:, 1] + tf[:, 0] * te[:, 1]
+    safe = np.where(np.abs(det) > 1e-3, det, 1.0)
+    s_ = (r[:, 0] * -tf[:, 1] + tf[:, 0] * r[:, 1]) / safe
+    u_ = (te[:, 0] * r[:, 1] - te[:, 1] * r[:, 0]) / safe
+    dd = d[:, 0, 0]
+    corner_ok = has_tan & (np.abs(det) > 1e-3) & (s_ > 0) & (u_ > 0) & (s_ < 1.5 * dd) & (u_ < 1.5 * dd)
+    s_c, u_c = np.where(corner_ok, s_, 1.0)[:, None], np.where(corner_ok, u_, 1.0)[:, None]
+    x = e + s_c * te  # (P, 2) the corner
+    w = t[..., 0] * (s_c + u_c)  # (P, n) arc position
+    first = E + np.minimum(w, s_c)[..., None] * te[:, None]
+    second = x[:, None] + (w - s_c)[..., None] * ((f - x) / u_c)[:, None]
+    corner = np.where((w <= s_c)[..., None], first, second)
+    curves = np.stack([straight, hermite, corner], 1)  # (P, 3, n, 2)
+    valid = np.stack([np.ones_like(has_tan), has_tan, corner_ok], 1)
+    return curves, valid
 
 
 def _bridges(view: ModelView, prob: np.ndarray, d_input: np.ndarray, params: CompletionParams
-             ) -> tuple[list[tuple[int, int, np.ndarray]], np.ndarray]:
-    """Pairs of loose ends joined through the reconstruction: ``[(point i, point j, px curve (n, 2))]`` (curve
-    ends are the two input points) and the mask of used ends."""
+             ) -> list[tuple[int, int, np.ndarray]]:
+    """Pairs of loose ends joined through the reconstruction: ``[(point i, point j, px curve (n, 2))]`` (the
+    curve runs from the one input point to the other), accepted greedily by score, each end once."""
     idx, pe, tan = _ends(view)
-    n_end = len(idx)
-    cands = []
-    for a in range(n_end):
-        for b in range(a + 1, n_end):
-            if idx[a] == idx[b]:
-                continue
-            d = float(np.hypot(*(pe[b] - pe[a])))
-            if not 1.0 < d <= params.max_gap:
-                continue
-            n = max(6, int(np.ceil(d)) + 1)
-            curves = _bridge_candidates(pe[a], tan[a], pe[b], tan[b], n)  # (c, n, 2)
-            pr = _sample(prob, curves)  # (c, n)
-            near_end = np.minimum(np.hypot(*(curves - pe[a]).transpose(2, 0, 1)),
-                                  np.hypot(*(curves - pe[b]).transpose(2, 0, 1))) <= params.cover_radius + 1.5
-            inner = ~near_end
-            if inner.sum(1).min() < 1:
-                continue
-            on_input = _sample(d_input, curves) <= params.cover_radius
-            score = np.array([pr[c][inner[c]].mean() for c in range(len(curves))])
-            low = np.array([np.quantile(pr[c][inner[c]], 0.1) for c in range(len(curves))])
-            dup = np.array([on_input[c][inner[c]].mean() for c in range(len(curves))])
-            ok = (score >= params.bridge_mean) & (low >= params.bridge_low) & (dup <= 0.3)
-            if ok.any():
-                c = int(np.where(ok, score, -1).argmax())
-                cands.append((float(score[c]), a, b, curves[c]))
-    used = np.zeros(n_end, bool)
+    if len(idx) < 2:
+        return []
+    a, b = np.triu_indices(len(idx), 1)
+    dist = np.hypot(*(pe[b] - pe[a]).T)
+    keep = (idx[a] != idx[b]) & (dist > 1.0) & (dist <= params.max_gap)
+    a, b, dist = a[keep], b[keep], dist[keep]
+    if len(a) == 0:
+        return []
+    n = int(np.ceil(params.max_gap)) + 1
+    curves, valid = _bridge_curves(pe[a], tan[a], pe[b], tan[b], n)  # (P, 3, n, 2), (P, 3)
+    pr = _sample(prob, curves)  # (P, 3, n)
+    near = np.minimum(np.hypot(*np.moveaxis(curves - pe[a][:, None, None], -1, 0)),
+                      np.hypot(*np.moveaxis(curves - pe[b][:, None, None], -1, 0)))
+    inner = near > params.cover_radius + 1.5
+    count = inner.sum(-1)
+    cnt = np.maximum(count, 1)
+    score = (pr * inner).sum(-1) / cnt
+    dup = ((_sample(d_input, curves) <= params.cover_radius) & inner).sum(-1) / cnt
+    ranked = np.sort(np.where(inner, pr, np.inf), -1)
+    low = np.take_along_axis(ranked, np.floor(0.1 * (cnt - 1)).astype(np.int64)[..., None], -1)[..., 0]
+    ok = valid & (count >= 1) & (score >= params.bridge_mean) & (low >= params.bridge_low) & (dup <= 0.3)
+    best = np.where(ok, score, -1.0).argmax(1)  # (P,)
+    pair_ok = ok[np.arange(len(a)), best]
+    # how much the two ends point at each other (1: head on, -1: away), favoured by bridge_align
+    chord = (pe[b] - pe[a]) / dist[:, None]
+    align = ((tan[a] * chord).sum(1) - (tan[b] * chord).sum(1)) / 2
+    pair_ok &= align >= params.min_align
+    rank = score[np.arange(len(a)), best] + params.bridge_align * align
+    used = np.zeros(len(idx), bool)
     out = []
-    for score, a, b, curve in sorted(cands, key=lambda r: -r[0]):
-        if used[a] or used[b]:
+    order = np.argsort(-rank, kind="stable")
+    for k in order:
+        if not pair_ok[k] or used[a[k]] or used[b[k]]:
             continue
-        used[a] = used[b] = True
-        out.append((int(idx[a]), int(idx[b]), curve))
-    return out, used
+        used[a[k]] = used[b[k]] = True
+        m = max(6, int(np.ceil(dist[k])) + 1)  # resample the chosen curve at ~1 px
+        c = curves[k, best[k]]
+        arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(c, axis=0).T))]
+        at = np.linspace(0.0, arc[-1], m)
+        out.append((int(idx[a[k]]), int(idx[b[k]]),
+                    np.stack([np.interp(at, arc, c[:, 0]), np.interp(at, arc, c[:, 1])], 1)))
+    return out
 
 
 def added_strokes(view: ModelView, recon: np.ndarray, params: CompletionParams) -> list[np.ndarray]:
@@ -335,7 +363,7 @@ def added_strokes(view: ModelView, recon: np.ndarray, params: CompletionParams) 
     d_input = _distance_to(input_ink)
     out = []
     drawn = np.zeros(recon.shape, np.uint8)
-    bridges, _ = _bridges(view, prob, d_input, params) if params.bridge else ([], None)
+    bridges = _bridges(view, prob, d_input, params) if params.bridge else []
     for i, j, curve in bridges:
         keep = rdp(curve, params.simplify)
         uv = _to_input(keep[1:-1], view) if len(keep) > 2 else np.zeros((0, 2))
@@ -427,4 +455,13 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         res.added_lines = added_strokes(view, recons[j], params)
         if typical is not None:
             res.typicality = typical[j]
+    for _ in range(params.passes - 1):  # look again at the drawing with what was added
+        again = [i for i in ok if results[i].added_lines]
+        if not again:
+            break
+        views2 = [model_view(results[i].lines, size, mode) for i in again]
+        recons2, _ = reconstruct(_model_of(gapfill if gapfill is not None else healer),
+                                 np.stack([v.image for v in views2]), batch_size)
+        for v, r, i in zip(views2, recons2, again):
+            results[i].added_lines = results[i].added_lines + added_strokes(v, r, params)
     return results
