@@ -34,8 +34,8 @@ from sketchheal.utils.fileio import atomic_path, atomic_write
 from sketchheal.utils.npfile import NpzArchive
 
 __all__ = ["SketchSet", "load_sketches", "load_file", "read_file", "compute_scale", "longer_sides", "save_npz",
-           "save_ndjson", "expand_paths", "pack", "npz_splits", "InvalidSketchError", "DROP_REASONS", "SPLITS",
-           "SKETCH_SUFFIXES", "IMAGE_SUFFIXES", "SET_SUFFIXES", "RAW_MODES"]
+           "save_ndjson", "read_ndjson_records", "expand_paths", "pack", "npz_splits", "InvalidSketchError",
+           "DROP_REASONS", "SPLITS", "SKETCH_SUFFIXES", "IMAGE_SUFFIXES", "SET_SUFFIXES", "RAW_MODES"]
 
 SPLITS = ("train", "valid", "test")
 # THE suffix lists: files sketchheal reads as sketches (vector) and as images (raster).
@@ -210,6 +210,41 @@ def _read_ndjson(path: Path, raw: str, problems: _Problems) -> tuple[list, list[
         recognized.append(bool(rec.get("recognized", True)))
         words.append(word.strip() if isinstance(word, str) and word.strip() else None)
     return arrays, lines, np.array(recognized, bool), words
+
+
+def read_ndjson_records(path: PathLike) -> list[tuple[int, dict, list[np.ndarray]]]:
+    """Every drawing of a QuickDraw ``.ndjson`` file as given, in file order (blank lines skipped): ``(line
+    number, the JSON object as parsed, its strokes as absolute (k, 2) float64 polylines)``. The object keeps every
+    field (``word``, ``key_id``, ``countrycode``, ``recognized``, ``timestamp``, ``drawing``, ...) untouched, so
+    a writer can give the drawing back exactly; raw strokes' timestamps stay in it and are left out of the
+    polylines. Unlike :func:`load_file` nothing is simplified, dropped or filtered. Raises
+    :class:`InvalidSketchError` naming ``path:line`` for the first line that is not a drawing, ``ValueError`` for
+    a file with none."""
+    path = _existing(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text .ndjson file ({e})") from None
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or not isinstance(rec.get("drawing"), list):
+                raise ValueError("expected a JSON object whose 'drawing' is a list of strokes")
+            lines = S.quickdraw_to_polylines(rec["drawing"])
+            if not any(len(p) for p in lines):
+                raise ValueError("the drawing is empty (no points)")
+        except json.JSONDecodeError as e:
+            raise InvalidSketchError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        except (ValueError, TypeError, OverflowError, RecursionError) as e:
+            why = str(e) if isinstance(e, ValueError) else f"not a drawing ({e})"
+            raise InvalidSketchError(f"{path}:{lineno}: {why}") from None
+        out.append((lineno, rec, lines))
+    if not out:
+        raise ValueError(f"{path}: the file is empty (no drawings)")
+    return out
 
 
 def _existing(path: PathLike) -> Path:
