@@ -19,7 +19,7 @@ from sketchheal.sketch.strokes import stroke3_to_polylines
 from sketchheal.sketch.svg import fit_transform
 from sketchheal.utils.fileio import atomic_write, png_bytes
 
-__all__ = ["draw_sketch", "draw_strokes", "draw_grid", "show", "model_image_to_u8", "PREVIEW_SIZE"]
+__all__ = ["draw_lines", "draw_sketch", "draw_strokes", "draw_grid", "show", "model_image_to_u8", "PREVIEW_SIZE"]
 
 # Output raster side of the PNG / side-by-side panels.
 PREVIEW_SIZE = 256
@@ -38,6 +38,9 @@ def _draw_lines(canvas: np.ndarray, lines: Sequence[np.ndarray], scale: float, o
                        _SHIFT)
         else:
             cv2.polylines(canvas, [p.reshape(-1, 1, 2)], False, color, thickness, cv2.LINE_AA, _SHIFT)
+
+
+draw_lines = _draw_lines  # the drawer for lines that share one transform (sketch.writers: input + added strokes)
 
 
 def draw_sketch(canvas: np.ndarray, s3: np.ndarray, box: tuple[float, float, float, float], thickness: int = 2,
