@@ -316,6 +316,18 @@ def test_draw_grid(rng):
         V.draw_grid([])
 
 
+def test_one_drawer_for_pictures_and_grids(rng):
+    """draw_strokes is draw_sketch into the 5 % margin box of a white picture (same pixels)."""
+    s3 = _sketches(rng, 1)[0]
+    size, lw = 128, 3
+    pic = V.draw_strokes(s3, size, line_width=lw)
+    m = 0.05 * size + lw / 2
+    canvas = np.full((size, size), 255, np.uint8)
+    V.draw_sketch(canvas, s3, (m, m, size - 2 * m, size - 2 * m), lw, 0)
+    assert (pic != canvas).mean() < 0.002  # the two fits differ only in the last bit of a coordinate
+    assert (V.draw_strokes(np.zeros((0, 3)), 32) == 255).all()
+
+
 # ====================================================================================================== CLI
 def test_cli_info(sheep_npz, capsys):
     assert main(["data", "info", str(sheep_npz)]) == 0

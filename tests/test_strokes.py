@@ -136,6 +136,25 @@ def test_deform_rotates_stretches_and_wobbles(rng):
         S.deform(s3, rng, scale=1.0)
 
 
+def test_rotate_stretch_wobble_are_the_deformations(rng):
+    """The deterministic primitives, and deform as their composition with the drawn amounts."""
+    s3 = make_sketch(rng, n_strokes=3, points=10)
+    quarter = S.rotate(s3, 90.0)
+    np.testing.assert_allclose(quarter[:, :2], np.stack([-s3[:, 1], s3[:, 0]], 1), atol=1e-4)
+    np.testing.assert_array_equal(quarter[:, 2], s3[:, 2])
+    st = S.stretch(s3, 1, 0.5)
+    np.testing.assert_array_equal(st[:, 0], s3[:, 0])
+    np.testing.assert_allclose(st[:, 1], s3[:, 1] * 0.5)
+    with pytest.raises(ValueError, match="axis"):
+        S.stretch(s3, 2, 0.5)
+    g = np.random.default_rng(5)
+    angle = g.uniform(-10, 10)
+    fx, fy = g.uniform(0.9, 1.1, 2)
+    expected = S.wobble(S.stretch(S.stretch(S.rotate(s3, angle), 0, fx), 1, fy), g, 0.01)
+    np.testing.assert_array_equal(S.deform(s3, np.random.default_rng(5), rotate=10.0, scale=0.1, jitter=0.01),
+                                  expected)
+
+
 def test_resize_and_normalize_to_a_size(rng):
     s3 = make_sketch(rng)
     r = S.resize(s3, 255.0)

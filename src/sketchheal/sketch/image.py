@@ -188,7 +188,8 @@ def image_to_input(image: np.ndarray, *, size: int = 128, mode: str = "reference
     """Normalise a drawing to the model's input: ``(size, size) float32``, ink +1, background -1.
 
     ``image``: grey ``(H, W)`` in [0, 1] (or anything :func:`heal` accepts as an image array); dark ink on light
-    paper, ``invert=True`` for light on dark. Steps: Otsu binarisation (1-2 px specks dropped); crop to the ink;
+    paper, ``invert=True`` for light on dark. Steps: Otsu binarisation (1-2 px specks dropped; a blank image, one
+    with only specks or a dot, and noise are errors: see :func:`binarise`); crop to the ink;
     the centre lines of the strokes (distance-transform ridge) are placed exactly as ``render(mode="reference")``
     places a sketch's pen positions: the longer side of their box spans 640 px of a canvas of side
     ``max(w, h) + 34`` with the box's top-left corner at the 17-px margin (so ``size * 640 / 674`` px at the
