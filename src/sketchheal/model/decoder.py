@@ -15,6 +15,7 @@ from einops import repeat
 from torch import nn
 
 from sketchheal.config import ModelConfig
+from sketchheal.model.matmul import linear
 from sketchheal.utils.devices import cpu_bf16_supported
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, H) as nn.LSTM wants
@@ -53,7 +54,7 @@ class StrokeDecoder(nn.Module):
                 out, state = self.lstm(x.float(), tuple(s.float() for s in state))  # (B, L, H)
         else:
             out, state = self.lstm(x, state)  # (B, L, H)
-        params = self.fc_params(self.dropout(out))  # (B, L, 6M + 3)
+        params = linear(self.dropout(out), self.fc_params.weight, self.fc_params.bias)  # (B, L, 6M + 3)
         return params, state
 
 

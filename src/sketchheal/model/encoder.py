@@ -25,6 +25,7 @@ from torch import nn
 
 from sketchheal.config import ModelConfig
 from sketchheal.model.gmlp import GMLPBlock
+from sketchheal.model.matmul import linear
 
 ENCODERS = ("gmlp", "cnn")
 
@@ -93,6 +94,9 @@ class LmserGMLPEncoder(_LmserLoops):
     ``downsampling{k}`` = ``down[k-1]``, ``upsampling{k}`` = ``up[k-1]``, ``reclinear`` = ``to_pixels``,
     ``active`` = ``norm_out``, ``fc_sigma`` = ``fc_logvar``; the rest (``pos_emb``, the blocks' insides, ``fc_mu``)
     keep their names.
+
+    Inside, the tokens are laid out ``(n, B, d)`` (tokens first, see ``sketchheal.model.gmlp``); the patch embedding
+    (a ``Conv2d`` with stride = kernel = p) is applied as the product it is, ``patches (n, B, p*p) @ W^T``.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -110,7 +114,8 @@ class LmserGMLPEncoder(_LmserLoops):
         self.pos_emb = nn.Parameter(torch.randn(1, seq_len, d) * 0.02)
 
         def block() -> GMLPBlock:
-            return GMLPBlock(d_model=d, d_ffn=cfg.d_ffn, seq_len=seq_len, residual=cfg.gmlp_residual)
+            return GMLPBlock(d_model=d, d_ffn=cfg.d_ffn, seq_len=seq_len, residual=cfg.gmlp_residual,
+                             tokens_first=True)
 
         self.down = nn.ModuleList([block() for _ in range(4)])
         self.up = nn.ModuleList([block() for _ in range(4)])
@@ -120,17 +125,19 @@ class LmserGMLPEncoder(_LmserLoops):
         self.fc_logvar = nn.Linear(d, cfg.z_size)
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(image)  # (B, d, g, g)
-        x = rearrange(x, "b d h w -> b (h w) d")  # (B, g*g, d), token = row * g + col
-        return x + self.pos_emb
+        p = self.patch_size
+        patches = rearrange(image, "b 1 (h p1) (w p2) -> (h w) b (p1 p2)", p1=p, p2=p)  # (n, B, p*p), token = row*g+col
+        w = self.patch_embed.weight.flatten(1)  # (d, 1, p, p) -> (d, p*p), the convolution's weight as a matrix
+        x = linear(patches, w, self.patch_embed.bias)  # (n, B, d)
+        return x + self.pos_emb.transpose(0, 1)  # pos_emb (1, n, d) -> (n, 1, d)
 
     def reconstruct(self, y0: torch.Tensor) -> torch.Tensor:
-        pixels = self.to_pixels(y0)  # (B, g*g, p*p): the p x p pixels of each patch, row-major
-        image = rearrange(pixels, "b (h w) (p1 p2) -> b 1 (h p1) (w p2)", h=self.grid, p1=self.patch_size)
+        pixels = linear(y0, self.to_pixels.weight, self.to_pixels.bias)  # (n, B, p*p): each patch's pixels, row-major
+        image = rearrange(pixels, "(h w) b (p1 p2) -> b 1 (h p1) (w p2)", h=self.grid, p1=self.patch_size)
         return torch.tanh(image)  # (B, 1, N, N)
 
     def pool(self, x4: torch.Tensor) -> torch.Tensor:
-        return self.norm_out(x4).mean(dim=1)  # (B, n, d) -> (B, d)
+        return self.norm_out(x4).mean(dim=0)  # (n, B, d) -> (B, d)
 
 
 def _groups(channels: int) -> int:
