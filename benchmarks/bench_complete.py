@@ -7,6 +7,8 @@ Data sets (``--sets``):
   original's strokes outside the erased squares (the same squares cut from the vector strokes, sketch.erase).
 - ``sheep-vector``: the same sketches and squares, erased from the vector strokes (sketch.erase); the model sees
   the rendering of what is left, as when healing an ndjson file.
+- ``sheep-image``: the published raster corruption handed over as a picture: its ink traced into centre lines
+  (sketch.trace.trace_strokes), which completion keeps and completes (measures the image path; kept ink < 1).
 - ``qd-holdout``: QuickDraw drawings of the held-out categories (never trained on), vector erasure.
 
 For each: erased-ink recall, added-ink precision, kept ink (sketchheal.evaluation.healing, 128 px, the original's
@@ -50,6 +52,11 @@ class Case:
     original: list
     inputs: list
     raster: np.ndarray | None = None  # the published corrupted image (sheep-raster)
+    given: list | None = None  # what the healer is given when it is not ``inputs`` (sheep-image: traced lines)
+
+    @property
+    def strokes(self) -> list:
+        return self.inputs if self.given is None else self.given
 
 
 def sheep_cases(ps, seed: int, limit: int | None, raster: bool) -> list[Case]:
@@ -65,6 +72,29 @@ def sheep_cases(ps, seed: int, limit: int | None, raster: bool) -> list[Case]:
             e = erase(orig, p, uniforms=u)
             img = corrupt(s3, u, p).corrupted if raster else None
             cases.append(Case(f"sheep{i}", p, orig, e.lines, img))
+    return cases
+
+
+def sheep_image_cases(ps, seed: int, limit: int | None) -> list[Case]:
+    """The published raster corruption given as a picture (128 px): its ink traced into centre lines
+    (sketch.trace), in the picture's pixel coordinates; the original is the sketch as the picture draws it
+    (its render layout's pen positions, in the same pixels)."""
+    from sketchheal.sketch.trace import trace_strokes
+
+    sk = load_sketches(DATA / "sketch-rnn" / "aaron_sheep.npz", split="test")
+    n = len(sk) if limit is None else min(limit, len(sk))
+    table = MaskTable(len(sk), seed)
+    cases = []
+    for i in range(n):
+        orig = stroke3_to_polylines(sk[i])
+        s3 = polylines_to_stroke3(orig)
+        v = model_view(orig, 128, "reference")
+        orig_px = np.split(v.px, v.starts[1:])
+        for p in ps:
+            u = table.uniforms(i)
+            img = corrupt(s3, u, p).corrupted
+            cases.append(Case(f"sheep{i}", p, orig_px, erase(orig_px, p, uniforms=u).lines,
+                              given=trace_strokes(img > 0)))
     return cases
 
 
@@ -93,8 +123,8 @@ def run_completion(healer, cases, *, gapfill, params, batch_size=64):
         if c.raster is not None:
             views.append(view_of_part(c.inputs, model_view(c.original, size, mode), c.raster))
         else:
-            views.append(model_view(c.inputs, size, mode))
-    comps = complete(healer, [c.inputs for c in cases], gapfill=gapfill, params=params, views=views,
+            views.append(model_view(c.strokes, size, mode))
+    comps = complete(healer, [c.strokes for c in cases], gapfill=gapfill, params=params, views=views,
                      batch_size=batch_size)
     dt = time.perf_counter() - t0
     counts = _counts(cases, [r.lines for r in comps])
@@ -115,7 +145,7 @@ def run_redraw(healer, cases, *, candidates=8, temperature=0.1, seed=0, batch_si
     t0 = time.perf_counter()
     images = []
     for c in cases:
-        v = model_view(c.inputs, size, mode)
+        v = model_view(c.strokes, size, mode)
         images.append(c.raster if c.raster is not None else (v.image if v is not None else
                                                                np.full((size, size), -1, np.float32)))
     images = np.stack(images)
@@ -179,6 +209,8 @@ def main(argv=None) -> int:
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=True)
         elif name == "sheep-vector":
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=False)
+        elif name == "sheep-image":
+            cases = sheep_image_cases(args.ps, args.seed, args.limit)
         elif name == "qd-holdout":
             cases = qd_cases(args.qd_ps or args.ps, args.seed, args.per_category, Path(args.qd_dir))
         else:
@@ -186,7 +218,7 @@ def main(argv=None) -> int:
         entry = {"n_cases": len(cases)}
         counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params)
         entry["completion"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spc}
-        entry["floor"] = {"by_p": _by_p(cases, _counts(cases, [c.inputs for c in cases]))}
+        entry["floor"] = {"by_p": _by_p(cases, _counts(cases, [c.strokes for c in cases]))}
         if not args.no_redraw:
             counts, spr = run_redraw(healer, cases, seed=args.seed)
             entry["redraw"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spr}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import cv2
@@ -137,3 +138,15 @@ def test_bundled_model_completes_an_erased_sheep(sheep_npz):
     counts = [ink_counts(o, x, r.lines) for o, x, r in zip(originals, inputs, res)]
     s = summarise(counts)
     assert s["kept"] == 1.0 and s["recall"] > 0.1 and s["precision"] > 0.3
+
+
+def test_bundled_gapfill_matches_the_bundled_model():
+    from sketchheal.inference.complete import BUNDLED_GAPFILL_DIR, load_gapfill
+    from sketchheal.inference.loading import load_model
+
+    if not (BUNDLED_GAPFILL_DIR / "config.json").is_file():
+        pytest.skip("no bundled gap-filler")
+    gap, main = load_gapfill(device="cpu"), load_model(None, device="cpu")
+    assert gap.image_size == main.image_size and gap.render_mode == main.render_mode
+    lic = json.loads((BUNDLED_GAPFILL_DIR / "config.json").read_text()).get("extra", {}).get("license", "")
+    assert "CC BY-NC 4.0" in lic

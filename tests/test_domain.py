@@ -75,7 +75,7 @@ def test_round_trip_and_size(domain, tmp_path):
 def test_describe():
     assert describe(99.4, ["aaron_sheep"]) == "this model learned sheep; your drawing is unlike 99.4 % of them"
     assert describe(100.0, ["aaron_sheep"]).endswith("unlike 99.9 % of them")
-    assert "typical" in describe(40.0, ["cat", "dog"]) and "cat and dog" in describe(40.0, ["cat", "dog"])
+    assert "within their range" in describe(40.0, ["cat", "dog"]) and "cat and dog" in describe(40.0, ["cat", "dog"])
     assert UNLIKE_PERCENTILE == 99.0
 
 

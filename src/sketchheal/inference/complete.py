@@ -38,12 +38,27 @@ import cv2
 import numpy as np
 import torch
 
+from sketchheal.inference.loading import load_model
 from sketchheal.sketch.render import Frame, layout, layout_frame, render
 from sketchheal.sketch.trace import skeleton_polylines, thin
 from sketchheal.sketch.strokes import polylines_to_stroke3, rdp
+from sketchheal.utils.paths import ASSETS_DIR
 
-__all__ = ["CompletionParams", "Completion", "ModelView", "model_view", "view_of_part", "to_image", "reconstruct",
+__all__ = ["BUNDLED_GAPFILL_DIR", "load_gapfill", "CompletionParams", "Completion", "ModelView", "model_view", "view_of_part", "to_image", "reconstruct",
            "complete", "added_strokes"]
+
+
+# The bundled gap-filler: an encoder trained (on a frozen copy of the bundled decoder) on sheep, Omniglot and
+# QuickDraw drawings, used for the reconstruction step only (benchmarks/bench_complete.py measures it).
+BUNDLED_GAPFILL_DIR = ASSETS_DIR / "gapfill"
+
+
+def load_gapfill(path: str | None = None, device: str | None = None):
+    """The gap-filler model (a ``Healer``): ``path`` or the bundled one; None when there is none."""
+    target = BUNDLED_GAPFILL_DIR if path is None else path
+    if path is None and not (BUNDLED_GAPFILL_DIR / "config.json").is_file():
+        return None
+    return load_model(target, device=device)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,8 @@ def describe(percentile: float, categories: Sequence[str]) -> str:
         share = math.floor(min(percentile, 99.9) * 10) / 10
         share_s = f"{share:.0f}" if share == int(share) else f"{share:.1f}"
         return f"this model learned {kind}; your drawing is unlike {share_s} % of them"
-    return f"this model learned {kind}; your drawing is typical of them (more unusual than {percentile:.0f} %)"
+    return (f"this model learned {kind}; your drawing is within their range (more unusual than "
+            f"{percentile:.0f} % of them)")
 
 
 def _views(sketches: Sequence[np.ndarray], size: int, mode: str, rng: np.random.Generator,
