@@ -24,12 +24,15 @@ from torch import nn
 from sketchheal.config import INIT_PARTS, Config, ModelConfig, apply_overrides, preset
 from sketchheal.data.dataset import HealingDataset
 from sketchheal.inference.loading import load_model
+from sketchheal.model.matmul import use_onednn
 from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.model.weights import read_checkpoint
 from sketchheal.sketch.io import SketchSet, compute_scale, load_sketches
 from sketchheal.training.checkpoint import LAST, TrainState, set_rng_state
 from sketchheal.training.distributed import Dist, setup_distributed
-from sketchheal.utils.devices import cpu_bf16_supported, pick_device
+from sketchheal.utils.devices import (
+    cpu_bf16_supported, cuda_bf16_native, machine_defaults, pick_device, reuse_freed_memory,
+)
 
 # Fields a resumed run takes from the command line instead of the checkpoint: how long and where to run, how often
 # to log; never anything that changes the model, the data or the optimisation.
@@ -97,9 +100,7 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = False) 
     device = pick_device(cfg.train.device, local_rank=ddp.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    notes: list[str] = []
+    notes: list[str] = [use_machine_defaults(cfg, device)]
 
     train_set, valid_set = load_splits(cfg)
     fit_batch_to_data(cfg, len(train_set), ddp.world, notes)
@@ -180,9 +181,25 @@ def fit_batch_to_data(cfg: Config, n: int, world: int, notes: list[str]) -> None
                  f"of {fitted} (train.batch_size={fitted})")
 
 
+def use_machine_defaults(cfg: Config, device: torch.device) -> str:
+    """Apply this machine's defaults (``sketchheal.utils.devices.machine_defaults``) to the process: intra-op threads
+    (``train.threads``, or the machine's when 0 and OMP_NUM_THREADS is not set), and on a CPU the faster fp32
+    product kernel and an allocator that keeps freed memory. Returns the line saying what was chosen (training
+    prints it once when it starts)."""
+    defaults = machine_defaults(device)
+    if cfg.train.threads > 0 or "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(cfg.train.threads or defaults.threads)
+    if device.type == "cpu":
+        use_onednn(defaults.onednn_matmul)
+        reuse_freed_memory()
+    return (f"{defaults.describe()}; this run: {torch.get_num_threads()} threads, {cfg.data.num_workers} DataLoader "
+            f"workers, train.bf16={cfg.train.bf16}")
+
+
 def autocast_dtype(mode: str, device: torch.device, notes: list[str]) -> torch.dtype | None:
-    """bf16 autocast for ``train.bf16`` (``auto``: on CUDA only) on ``device``, else None."""
-    if mode == "on" or (mode == "auto" and device.type == "cuda"):
+    """bf16 autocast for ``train.bf16`` on ``device``, else None. ``auto``: on a CUDA GPU with native bf16
+    (compute capability 8.0 on), fp32 elsewhere (on a CPU even where bf16 is native: ``on`` asks for it)."""
+    if mode == "on" or (mode == "auto" and device.type == "cuda" and cuda_bf16_native(device)):
         if device.type == "cpu" and not cpu_bf16_supported():
             notes.append("train.bf16=on: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so bf16 is emulated "
                          "and slower than fp32, and the LSTM runs in fp32; train.bf16=off is faster here")
