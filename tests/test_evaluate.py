@@ -19,7 +19,8 @@ from sketchheal.evaluation.evalset import (
     MASK_FILE, first_per_category, mask_label, model_names, parse_masks, sample_key,
 )
 from sketchheal.evaluation.protocol import evaluate
-from sketchheal.evaluation.report import Column, grid_image, json_safe, results_markdown, table, write_json
+from sketchheal.evaluation.report import Column, grid_image, results_markdown, table
+from sketchheal.utils.fileio import json_safe, write_json
 from sketchheal.model.pix2seq import LmserPix2Seq
 from sketchheal.model.weights import save_release
 from sketchheal.sketch.strokes import rotate, stretch

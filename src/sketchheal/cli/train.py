@@ -11,7 +11,7 @@ import time
 
 from sketchheal.config import PRESETS
 from sketchheal.training.distributed import launched_rank
-from sketchheal.training.rundir import dumps
+from sketchheal.utils.fileio import json_dumps as dumps
 from sketchheal.training.setup import build_config, resume_config
 from sketchheal.training.trainer import train
 

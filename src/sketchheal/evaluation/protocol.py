@@ -48,7 +48,7 @@ from sketchheal.evaluation.evalset import (
 )
 from sketchheal.evaluation.metrics import model_metrics
 from sketchheal.evaluation.report import (
-    json_safe, per_category_markdown, results_markdown, write_grids, write_json, write_text,
+    per_category_markdown, results_markdown, write_grids, write_text,
 )
 from sketchheal.inference.candidates import best_of
 from sketchheal.inference.classify import Classifier, classify, load_classifier, map_labels
@@ -56,6 +56,7 @@ from sketchheal.inference.loading import load_model
 from sketchheal.sketch.render import blank, corrupt, render_or_blank
 from sketchheal.sketch.strokes import denormalize
 from sketchheal.utils.devices import pick_device
+from sketchheal.utils.fileio import json_safe, write_json
 from sketchheal.utils.paths import repo_root
 from sketchheal.utils.version import __version__
 

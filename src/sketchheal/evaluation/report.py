@@ -7,7 +7,6 @@ new measure is one line in a list: ``Column("kept ink", "healing.kept_ink")``. A
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,31 +286,6 @@ def write_grids(out_dir: Path, name: str, run: ModelRun, ev: EvalSet, ps: Sequen
 
 # ----------------------------------------------------------------------------------------------------------------
 # files
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` as strict JSON values: NaN and +-Infinity become None (null), numpy scalars and arrays Python
-    numbers and lists, tuples lists; recursively through dicts and lists."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as strict JSON (no NaN / Infinity: missing numbers are null), atomically."""
-    with atomic_write(path, "w") as f:
-        json.dump(json_safe(obj), f, indent=2, allow_nan=False)
-        f.write("\n")
 
 
 def write_text(path: Path, text: str) -> None:

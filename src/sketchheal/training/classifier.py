@@ -32,7 +32,7 @@ from sketchheal.inference.classify import (  # noqa: F401
 )
 from sketchheal.model.sketchanet import SketchANet, build_network, sketchanet_geometry  # noqa: F401
 from sketchheal.sketch.io import load_sketches
-from sketchheal.training.rundir import dumps
+from sketchheal.utils.fileio import json_dumps as dumps
 from sketchheal.utils.devices import pick_device
 from sketchheal.utils.fileio import atomic_path, atomic_write
 from sketchheal.utils.version import __version__

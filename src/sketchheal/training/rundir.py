@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
-import math
 import os
 import re
 import shutil
@@ -135,24 +133,5 @@ def prepare_run_folder(folder: str | os.PathLike, *, resume: bool = False, overw
     return lock
 
 
-# ------------------------------------------------------------------------------------------------- strict JSON
-
-
-def finite_json(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, +-inf) replaced by ``None``, through dicts, lists and tuples."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
-
-
-def dumps(value: Any, **kwargs: Any) -> str:
-    """Strict JSON (readers that reject ``NaN``/``Infinity`` read it): non-finite numbers become ``null``."""
-    return json.dumps(finite_json(value), allow_nan=False, **kwargs)
-
-
-__all__ = ["LOCK_NAME", "RunFolderBusy", "RunLock", "dumps", "finite_json", "is_run_file", "prepare_run_folder",
+__all__ = ["LOCK_NAME", "RunFolderBusy", "RunLock", "is_run_file", "prepare_run_folder",
            "remove_stale_temporaries"]

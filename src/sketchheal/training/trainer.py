@@ -42,7 +42,8 @@ from sketchheal.training.checkpoint import CHECKPOINT_VERSION, LAST, rng_state, 
 from sketchheal.training.distributed import (
     all_mean, all_min, barrier, gather_objects, launched_rank, teardown_distributed,
 )
-from sketchheal.training.rundir import dumps, prepare_run_folder
+from sketchheal.training.rundir import prepare_run_folder
+from sketchheal.utils.fileio import json_dumps as dumps
 from sketchheal.training.setup import Run, build_run, say
 from sketchheal.utils.fileio import atomic_path, atomic_write, write_png
 from sketchheal.utils.version import __version__

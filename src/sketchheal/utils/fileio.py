@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 import cv2
 import numpy as np
@@ -71,4 +73,35 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     path = Path(path)
     with atomic_write(path, "wb") as f:
         f.write(png_bytes(image))
+    return path
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` as strict JSON values: NaN and +-Infinity become None (null), numpy scalars and arrays Python
+    numbers and lists, tuples lists; recursively through dicts and lists (the one home of strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def json_dumps(value: Any, **kwargs: Any) -> str:
+    """Strict JSON text (readers that reject ``NaN``/``Infinity`` read it): non-finite numbers become ``null``."""
+    return json.dumps(json_safe(value), allow_nan=False, **kwargs)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as strict, indented JSON, atomically."""
+    path = Path(path)
+    with atomic_write(path, "w") as f:
+        f.write(json_dumps(obj, indent=2) + "\n")
     return path
