@@ -26,15 +26,11 @@ from tqdm import tqdm
 
 from sketchheal.config import ClassifierConfig
 from sketchheal.data.dataset import RenderedSketches, make_loader
-# The network and the inference side have their own homes; their names stay importable from here too.
-from sketchheal.inference.classify import (  # noqa: F401
-    CHECKPOINT_NAME, FORMAT, Classifier, classify, load_classifier, map_labels,
-)
-from sketchheal.model.sketchanet import SketchANet, build_network, sketchanet_geometry  # noqa: F401
+from sketchheal.inference.classify import CHECKPOINT_NAME, FORMAT, Classifier, classify, map_labels
+from sketchheal.model.sketchanet import build_network
 from sketchheal.sketch.io import load_sketches
-from sketchheal.utils.fileio import json_dumps as dumps
 from sketchheal.utils.devices import pick_device
-from sketchheal.utils.fileio import atomic_path, atomic_write
+from sketchheal.utils.fileio import atomic_path, atomic_write, json_dumps as dumps
 from sketchheal.utils.version import __version__
 
 REPORT_NAME = "classifier.json"
