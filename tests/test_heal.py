@@ -200,7 +200,7 @@ def _inputs(tmp_path: Path) -> list:
 
 
 def test_heal_every_input_kind_and_save_every_format(tmp_path, healer):
-    results = H.heal(_inputs(tmp_path), model=healer, samples=2, seed=3, temperature=0.5)
+    results = H.heal(_inputs(tmp_path), model=healer, samples=2, seed=3, temperature=0.5, mode="redraw")
     assert [r.source.rsplit("/", 1)[-1] for r in results] == [
         "house.png", "one.npz", "rnn.npz#0", "rnn.npz#1", "qd.ndjson#0", "qd.ndjson#1", "d.svg", "array[5]",
         "array[6]"]
@@ -230,25 +230,25 @@ def test_heal_every_input_kind_and_save_every_format(tmp_path, healer):
 
 def test_heal_is_seeded_and_batch_independent(tmp_path, healer):
     inputs = _inputs(tmp_path)
-    a = H.heal(inputs, model=healer, seed=1, temperature=0.8, samples=2)
-    b = H.heal(inputs, model=healer, seed=1, temperature=0.8, samples=2, batch_size=3)
-    c = H.heal(inputs, model=healer, seed=2, temperature=0.8, samples=2)
+    a = H.heal(inputs, model=healer, seed=1, temperature=0.8, samples=2, mode="redraw")
+    b = H.heal(inputs, model=healer, seed=1, temperature=0.8, samples=2, batch_size=3, mode="redraw")
+    c = H.heal(inputs, model=healer, seed=2, temperature=0.8, samples=2, mode="redraw")
     flat = lambda rs: [h for r in rs for h in r.healed]  # noqa: E731
     assert all(x.shape == y.shape and np.allclose(x, y, atol=1e-3) for x, y in zip(flat(a), flat(b)))
     assert any(x.shape != y.shape or not np.allclose(x, y) for x, y in zip(flat(a), flat(c)))
-    g = H.heal(inputs[1], model=healer, greedy=True, samples=2)[0]
+    g = H.heal(inputs[1], model=healer, greedy=True, samples=2, mode="redraw")[0]
     assert np.array_equal(g.healed[0], g.healed[1])
-    fast = H.heal(inputs[1], model=healer, greedy=True, precision="bf16")[0]
+    fast = H.heal(inputs[1], model=healer, greedy=True, precision="bf16", mode="redraw")[0]
     assert fast.healed[0].ndim == 2 and np.isfinite(fast.healed[0]).all()
 
 
 def test_heal_masks_vector_inputs_with_the_published_protocol(healer):
     s3 = _sketch()
-    r = H.heal([s3, s3], model=healer, mask=0.5, seed=7)
+    r = H.heal([s3, s3], model=healer, mask=0.5, seed=7, mode="redraw")
     table = MaskTable(2, 7)
     for i in range(2):
         assert np.array_equal(r[i].input_image, corrupt(s3, table.uniforms(i), 0.5, 32, "fast").corrupted)
-    assert np.array_equal(H.heal(s3, model=healer, mask=0.0)[0].input_image, render(s3, 32, "fast"))
+    assert np.array_equal(H.heal(s3, model=healer, mask=0.0, mode="redraw")[0].input_image, render(s3, 32, "fast"))
 
 
 # ------------------------------------------------------------------------------------------------------ errors
@@ -269,7 +269,7 @@ def test_bad_inputs_give_clear_errors(tmp_path, healer):
         H.heal(other, model=healer)
     long = np.tile(np.array([[1, 0, 0], [0, 1, 1]], np.float32), (40, 1))  # 80 points > 64
     with pytest.raises(ValueError, match="80 points, more than the model's max_seq_len=64"):
-        H.heal([long], model=healer)
+        H.heal([long], model=healer, mode="redraw")  # the decoder's limit; completion has none
     np.savez(tmp_path / "keys.npz", other=np.zeros(3))
     with pytest.raises(ValueError, match="no 'strokes'"):
         H.heal(tmp_path / "keys.npz", model=healer)
@@ -401,7 +401,8 @@ def test_heal_config_checks_every_field_before_the_model_is_loaded(tmp_path):
     HealConfig().validate()
     HealConfig(greedy=True, temperature=0.0, candidates=1, mask=0.5, limit=3, seed=np.int64(2)).validate()
     bad = {"mask": 1.5, "seed": -1, "temperature": 0.0, "samples": 0, "greedy": "yes", "invert": 1,
-           "batch_size": 0, "split": "", "limit": 0, "precision": "fp16", "candidates": 0, "skip_long": None}
+           "batch_size": 0, "split": "", "limit": 0, "precision": "fp16", "candidates": 0, "skip_long": None,
+           "mode": "paint", "parts": 1}
     for name, value in bad.items():
         with pytest.raises(ValueError, match=name):
             HealConfig(**{name: value}).validate()
@@ -417,9 +418,9 @@ def test_heal_config_checks_every_field_before_the_model_is_loaded(tmp_path):
 def test_heal_takes_a_config_and_keywords_override_it(healer):
     from sketchheal.config import HealConfig
 
-    cfg = HealConfig(seed=4, temperature=0.5, samples=2, candidates=2)
+    cfg = HealConfig(seed=4, temperature=0.5, samples=2, candidates=2, mode="redraw")
     a = H.heal(_sketch(), cfg, model=healer)
-    b = H.heal(_sketch(), model=healer, seed=4, temperature=0.5, samples=2, candidates=2)
+    b = H.heal(_sketch(), model=healer, seed=4, temperature=0.5, samples=2, candidates=2, mode="redraw")
     assert len(a[0].healed) == 2 and all(np.array_equal(x, y) for x, y in zip(a[0].healed, b[0].healed))
     c = H.heal(_sketch(), cfg, model=healer, samples=1)  # a keyword wins over the config, also a default value
     assert len(c[0].healed) == 1  # sample 0 as before, up to the last bits of a matrix product of another size
@@ -436,8 +437,8 @@ def test_skip_long_leaves_out_long_sketches_and_counts_them(healer, tmp_path):
     with pytest.raises(ValueError, match=r"array\[1\]: the sketch has 80 points, more than the model's "
                                          r"max_seq_len=64: simplify it \(sketchheal.sketch.strokes.rdp\) or pass "
                                          r"--skip-long"):
-        H.heal([_sketch(), long, _sketch()], model=healer)
-    kw = dict(model=healer, seed=5, mask=0.3, temperature=0.5, candidates=2)
+        H.heal([_sketch(), long, _sketch()], model=healer, mode="redraw")
+    kw = dict(model=healer, seed=5, mask=0.3, temperature=0.5, candidates=2, mode="redraw")
     got = H.heal([_sketch(), long, _sketch()], skip_long=True, **kw)
     assert [r.source for r in got] == ["array[0]", "array[2]"] and got.skipped == ["array[1]"]
     # the kept sketches keep their index (masks, noise): the results of a short sketch in the long one's place
@@ -446,9 +447,9 @@ def test_skip_long_leaves_out_long_sketches_and_counts_them(healer, tmp_path):
     for r, e in zip(got, [ref[0], ref[2]]):
         assert np.array_equal(r.input_image, e.input_image) and r.healed[0].shape == e.healed[0].shape
         np.testing.assert_allclose(r.healed[0], e.healed[0], atol=1e-4)
-    assert H.heal([_sketch()], model=healer).skipped == []
+    assert H.heal([_sketch()], model=healer, mode="redraw").skipped == []
     with pytest.raises(ValueError, match="nothing to heal: all 1 sketch"):
-        H.heal([long], model=healer, skip_long=True)
+        H.heal([long], model=healer, skip_long=True, mode="redraw")
 
 
 def test_cli_skip_long_says_how_many_were_skipped(tmp_path, model_dir, capsys):
@@ -457,7 +458,8 @@ def test_cli_skip_long_says_how_many_were_skipped(tmp_path, model_dir, capsys):
     sketches[:] = [_sketch().astype(np.int16), long.astype(np.int16), _sketch().astype(np.int16)]
     np.savez(tmp_path / "many.npz", test=sketches, train=sketches[:1], valid=sketches[:1])
     out = tmp_path / "out"
-    args = ["heal", str(tmp_path / "many.npz"), "-o", str(out), "--checkpoint", str(model_dir), "--format", "svg"]
+    args = ["heal", str(tmp_path / "many.npz"), "-o", str(out), "--checkpoint", str(model_dir), "--format", "svg",
+            "--mode", "redraw"]
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert "many.npz#1: the sketch has 80 points" in err and "--skip-long" in err and len(err.splitlines()) == 1

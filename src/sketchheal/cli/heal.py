@@ -1,6 +1,7 @@
-"""``sketchheal heal``: heal images and sketch files into vector sketches (SVG / PNG / npz / side-by-side).
+"""``sketchheal heal``: heal images and sketch files (SVG / PNG / npz / side-by-side / ndjson outputs).
 
-The flags build a ``HealConfig`` (``sketchheal.config``); ``sketchheal.inference.heal.heal`` does the work.
+The flags build a ``HealConfig`` (``sketchheal.config``); ``sketchheal.inference.heal.heal`` does the work. A
+drawing unlike what the model learned gets one line on stderr (its gaps were filled, no parts invented).
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ import sys
 from typing import Any
 
 from sketchheal.config import HealConfig
-from sketchheal.inference.heal import FORMATS, heal, save_results
+from sketchheal.inference.heal import FORMATS, OUTPUT_FORMATS, heal, save_results
 from sketchheal.inference.inputs import example_inputs
 from sketchheal.inference.loading import load_model
 
 _DEFAULT = HealConfig()
+_MOST_NOTES = 10  # domain notes printed one a line; the rest are counted
 
 
 def _formats(text: str) -> tuple[str, ...]:
     items = tuple(f.strip() for f in text.split(",") if f.strip())
-    bad = [f for f in items if f not in FORMATS]
+    bad = [f for f in items if f not in OUTPUT_FORMATS]
     if bad or not items:
-        raise argparse.ArgumentTypeError(f"unknown format(s) {bad or text!r}; choose from {','.join(FORMATS)}")
+        raise argparse.ArgumentTypeError(f"unknown format(s) {bad or text!r}; "
+                                         f"choose from {','.join(OUTPUT_FORMATS)}")
     return items
 
 
@@ -36,6 +39,12 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="release directory or training checkpoint (default: the bundled model)")
     p.add_argument("--example", action="store_true", help="heal the bundled example inputs")
+    p.add_argument("--mode", choices=("complete", "redraw"), default=_DEFAULT.mode,
+                   help="complete: keep the input, add strokes (default); redraw: a new sketch from the code "
+                        "(the published healing; --temperature, --samples, --candidates, --greedy apply)")
+    p.add_argument("--gaps-only", action="store_true",
+                   help="completion fills gaps only and adds no missing parts (drawings unlike what the model "
+                        "learned always get gaps only)")
     p.add_argument("--mask", type=float, default=_DEFAULT.mask, metavar="P",
                    help="erase each patch candidate with probability P first (published protocol)")
     p.add_argument("--seed", type=int, default=_DEFAULT.seed,
@@ -50,7 +59,9 @@ def register(subparsers) -> None:
                         "shows (default 8, or 1 with --greedy; 1 = plain sampling, the published protocol)")
     p.add_argument("--invert", action="store_true", help="images are light ink on a dark background")
     p.add_argument("--format", type=_formats, default=FORMATS, metavar="LIST",
-                   help=f"comma-separated outputs from {','.join(FORMATS)} (default: all)")
+                   help=f"comma-separated outputs from {','.join(OUTPUT_FORMATS)} (default: {','.join(FORMATS)}); "
+                        "ndjson: one OUTDIR/FILE.ndjson per input FILE, one line per sketch in input order, "
+                        "QuickDraw-style absolute strokes in the input's coordinates")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     p.add_argument("--batch-size", type=int, default=_DEFAULT.batch_size,
                    help=f"sketches per batch (default {_DEFAULT.batch_size})")
@@ -71,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> HealConfig:
     return HealConfig(mask=args.mask, seed=args.seed, temperature=args.temperature, samples=args.samples,
                       greedy=args.greedy, invert=args.invert, batch_size=args.batch_size, split=args.split,
                       limit=args.limit, precision=args.precision, candidates=args.candidates,
-                      skip_long=args.skip_long).validate()
+                      skip_long=args.skip_long, mode=args.mode, parts=not args.gaps_only).validate()
 
 
 def _cmd_heal(args: argparse.Namespace) -> int:
@@ -89,8 +100,15 @@ def _cmd_heal(args: argparse.Namespace) -> int:
     if results.skipped:
         print(f"skipped {len(results.skipped)} sketch(es) with more points than the model's "
               f"max_seq_len={healer.max_seq_len} (--skip-long): {_listed(results.skipped)}", file=sys.stderr)
-    print(f"healed {len(results)} sketch(es) with {healer.source} -> {len(written)} file(s) in {args.out}",
-          file=sys.stderr)
+    notes = [f"{r.source}: {r.domain_note}" + ("; gaps filled only, no parts invented" if r.mode == "complete"
+                                                else "") for r in results if r.domain_note]
+    for line in notes[:_MOST_NOTES]:
+        print(line, file=sys.stderr)
+    if len(notes) > _MOST_NOTES:
+        print(f"... and {len(notes) - _MOST_NOTES} more drawing(s) unlike what the model learned", file=sys.stderr)
+    what = (f"completed {len(results)} sketch(es) ({sum(len(r.added_lines) for r in results)} stroke(s) added)"
+            if cfg.mode == "complete" else f"healed {len(results)} sketch(es)")
+    print(f"{what} with {healer.source} -> {len(written)} file(s) in {args.out}", file=sys.stderr)
     return 0
 
 

@@ -259,7 +259,7 @@ def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask:
         if strokes is not None and len(strokes) <= healer.max_seq_len:  # else heal its picture
             inputs, source = strokes, str(example)
     result = heal([inputs], model=healer, mask=float(mask) or None, seed=int(seed), temperature=float(temperature),
-                  samples=samples, candidates=candidates)[0]
+                  samples=samples, candidates=candidates, mode="redraw")[0]  # the page shows samples (redraw)
     return _package(result, Path(out_dir), source, size)
 
 

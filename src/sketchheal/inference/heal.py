@@ -1,20 +1,31 @@
-"""Heal sketches: any input (image, stroke file, SVG, array) -> the model's input image -> healed vector sketches.
+"""Heal sketches: any input (image, stroke file, SVG, array) -> the healed drawing, in the input's own frame.
 
 Python::
 
     import sketchheal
-    results = sketchheal.heal(["cat.png", "sheep.npz"], mask=0.3, seed=7)   # the bundled model
-    results[0].save("out", formats=("svg", "png"))
+    results = sketchheal.heal(["cat.png", "sheep.ndjson"])        # the bundled model; completion
+    r = results[0]
+    r.input_lines, r.added_lines, r.domain_note                    # the input's strokes, the new ones, a warning
+    results[0].save("out", formats=("svg", "png", "ndjson"))
 
 Command line (``sketchheal.cli.heal``)::
 
-    sketchheal heal cat.png sheep.npz -o out --mask 0.3 --seed 7
+    sketchheal heal cat.png sheep.ndjson -o out --format svg,ndjson
+
+Two modes (``HealConfig.mode``):
+
+- ``"complete"`` (default): the healed drawing is the input's own strokes, exactly as given (vector inputs; images:
+  the centre lines traced from their ink), plus new strokes where the drawing has gaps or missing parts
+  (:func:`sketchheal.inference.complete.complete`); nothing else changes. A drawing unlike what the model learned
+  (:mod:`sketchheal.inference.domain`, ``HealResult.domain_note``) gets its gaps filled only, no invented parts.
+- ``"redraw"``: the published healing: the (masked) input image is encoded and the code decoded into a new sketch
+  (:func:`sketchheal.inference.redraw.redraw`; ``temperature``, ``samples``, ``candidates``, ``greedy`` apply).
 
 The walk of one call: the settings (:class:`sketchheal.config.HealConfig`) are checked; the inputs are read and
-checked (:mod:`sketchheal.inference.inputs`) and turned into the images the model was trained on; the images are
-healed (:func:`sketchheal.inference.redraw.redraw`: the published redrawing from the code); the results are
-:class:`HealResult` objects that encode themselves as SVG / PNG / npz files. Everything is validated and healed
-before anything is written, and every file is written atomically, so a bad input never leaves partial output.
+checked (:mod:`sketchheal.inference.inputs`), then healed; the results are :class:`HealResult` objects that encode
+themselves as SVG / PNG / npz / side-by-side / ndjson files (:mod:`sketchheal.sketch.writers`). Everything is
+validated and healed before anything is written, and every file is written atomically, so a bad input never leaves
+partial output. Coordinates: see :mod:`sketchheal.inference.inputs` (the input's own frame).
 """
 
 from __future__ import annotations
@@ -23,29 +34,38 @@ import dataclasses
 import inspect
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from sketchheal.config import HealConfig
+from sketchheal.inference.complete import CompletionParams, complete, model_view
+from sketchheal.inference.domain import load_domain
 from sketchheal.inference.inputs import (
-    HealInput, example_inputs, expand_inputs, input_image, long_sketch_error, read_sketches, too_long,
+    HealInput, completion_lines, example_inputs, expand_inputs, image_strokes, input_image, long_sketch_error,
+    read_sketches, too_long,
 )
 from sketchheal.inference.loading import Healer, as_healer, load_model
 from sketchheal.inference.redraw import redraw
 from sketchheal.sketch.image import image_to_input, load_image
 from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.render import blank
+from sketchheal.sketch.strokes import stroke3_to_polylines
 from sketchheal.sketch.svg import strokes_to_svg
 from sketchheal.sketch.viz import PREVIEW_SIZE, draw_strokes, model_image_to_u8
+from sketchheal.sketch.writers import (
+    clean_lines, healed_picture, healed_stroke3, healed_svg, ndjson_line, ndjson_record,
+)
 from sketchheal.utils.fileio import atomic_write, png_bytes
 
-__all__ = ["FORMATS", "HealConfig", "HealResult", "HealResults", "Healer", "draw_strokes", "example_inputs",
-           "heal", "heal_config", "image_to_input", "load_image", "load_model", "read_sketches", "save_results",
-           "write_files"]
+__all__ = ["FORMATS", "OUTPUT_FORMATS", "HealConfig", "HealResult", "HealResults", "Healer", "draw_strokes",
+           "example_inputs", "heal", "heal_config", "image_to_input", "load_image", "load_model", "read_sketches",
+           "save_results", "write_files"]
 
-FORMATS = ("svg", "png", "npz", "side")
+FORMATS = ("svg", "png", "npz", "side")  # the files of one sketch (the default outputs)
+OUTPUT_FORMATS = FORMATS + ("ndjson",)  # ndjson: one file per input file, one line per sketch
 
 
 # ============================================================================================== results
@@ -58,8 +78,22 @@ class HealResult:
     source: the file (``path`` or ``path#i`` for the i-th sketch of a file) or ``array[j]``.
     name: a file-system-safe stem, unique within one :func:`heal` call (used by the CLI).
     input_image: ``(N, N) float32`` what the model saw (after normalisation and masking), ink +1.
-    healed: one unnormalised stroke-3 ``(n, 3) float32`` per sample.
-    original: the input sketch (unnormalised stroke-3) for vector inputs, else None.
+    healed: stroke-3 ``(n, 3) float32`` sketches. Redraw: one unnormalised sketch per sample. Complete: one, the
+        healed drawing (the input's strokes, then the added ones) whose pen starts at :attr:`start`.
+    original: the input sketch (unnormalised stroke-3, before any masking) for vector inputs, else None.
+    mode: ``"complete"`` or ``"redraw"``.
+    input_lines: the input's strokes in its own frame (absolute ``(k, 2) float64``; see
+        :mod:`sketchheal.inference.inputs`): exactly as given, after the erasure when ``mask`` is set; images:
+        the traced centre lines.
+    added_lines: the strokes completion added, in the same frame (empty for redraw).
+    typicality: how typical the input is for the model (``distance``, ``percentile``, ``typical``, ``message``;
+        :mod:`sketchheal.inference.domain`), None when the model has no calibration.
+    record: an ``.ndjson`` input's JSON object (every field), else None. input_drawing: its strokes as given, when
+        they are the input's strokes (not masked), else None. group: the ndjson output file's stem. coords: the
+        input's frame (``ndjson``, ``svg``, ``stroke-3``, ``pixels``).
+    redrawn_lines: redraw only: sample 0 placed on the bounding box of ``input_lines``.
+    start, input_rows: complete only: where the pen of ``healed[0]`` starts (the input's first point, in its
+    frame) and how many of its rows draw the input's strokes. masked: the input was erased (``mask``) first.
     """
 
     source: str
@@ -67,53 +101,117 @@ class HealResult:
     input_image: np.ndarray
     healed: list[np.ndarray]
     original: np.ndarray | None = None
+    mode: str = "redraw"
+    input_lines: list[np.ndarray] = field(default_factory=list)
+    added_lines: list[np.ndarray] = field(default_factory=list)
+    typicality: dict[str, Any] | None = None
+    record: dict[str, Any] | None = None
+    input_drawing: list | None = None
+    group: str = ""
+    coords: str = ""
+    redrawn_lines: list[np.ndarray] = field(default_factory=list)
+    start: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    input_rows: int = 0
+    masked: bool = False
+
+    @property
+    def lines(self) -> list[np.ndarray]:
+        """The healed drawing in the input's frame: complete: ``input_lines + added_lines``; redraw: the
+        redrawn sample 0 placed on the input's bounding box."""
+        if self.mode == "redraw":
+            return list(self.redrawn_lines)
+        return list(self.input_lines) + list(self.added_lines)
+
+    @property
+    def domain_note(self) -> str | None:
+        """A sentence for people when the input is unlike what the model learned (else None)."""
+        t = self.typicality
+        return None if t is None or t.get("typical", True) else str(t["message"])
 
     def to_svg(self, k: int = 0, *, size: int = PREVIEW_SIZE, stroke_width: float | None = None) -> str:
-        """Sample ``k`` as an SVG document (one ``<path>`` per stroke)."""
-        return strokes_to_svg(self.healed[k], size=size, stroke_width=stroke_width)
+        """Complete: the drawing in the input's coordinates, ``<g id="input">`` and ``<g id="added">``
+        (``stroke_width`` in input units). Redraw: sample ``k`` fitted into a ``size`` square."""
+        if self.mode == "redraw":
+            return strokes_to_svg(self.healed[k], size=size, stroke_width=stroke_width)
+        return healed_svg(self.input_lines, self.added_lines, size=size, stroke_width=stroke_width)
 
     def to_png(self, k: int = 0, size: int = PREVIEW_SIZE) -> np.ndarray:
-        """Sample ``k`` drawn black on white: ``(size, size) uint8``."""
-        return draw_strokes(self.healed[k], size)
+        """Complete: ``(size, size, 3) uint8`` BGR, input black, added strokes in colour. Redraw: sample ``k``
+        drawn black on white, ``(size, size) uint8``."""
+        if self.mode == "redraw":
+            return draw_strokes(self.healed[k], size)
+        return healed_picture(self.input_lines, self.added_lines, size)
+
+    def to_ndjson_record(self) -> dict[str, Any]:
+        """The QuickDraw-style record: the input's fields (``word``, ``key_id``, ...; other inputs: ``key_id`` =
+        ``name``) and ``drawing`` = the input's strokes as given, then the added strokes (redraw: the redrawn
+        strokes only), absolute, in the input's coordinates."""
+        fields = {"key_id": self.name}
+        if self.mode == "redraw":
+            return ndjson_record([], self.redrawn_lines, record=self.record, drawing=[], fields=fields)
+        return ndjson_record(self.input_lines, self.added_lines, record=self.record, drawing=self.input_drawing,
+                             fields=fields)
 
     def side_by_side(self, size: int = PREVIEW_SIZE) -> np.ndarray:
-        """``(size, W) uint8``: input image | healed sample 0 | sample 1 ... | original (vector inputs)."""
-        panels = [model_image_to_u8(self.input_image, size)] + [draw_strokes(s, size) for s in self.healed]
-        if self.original is not None:
-            panels.append(draw_strokes(self.original, size))
-        gap = np.full((size, 4), 160, np.uint8)
+        """Redraw: ``(size, W) uint8``: input image | sample 0 | sample 1 ... | original (vector inputs).
+        Complete: ``(size, W, 3) uint8``: input image | the healed drawing in colour (| the original, when the
+        input was masked)."""
+        if self.mode == "redraw":
+            panels = [model_image_to_u8(self.input_image, size)] + [draw_strokes(s, size) for s in self.healed]
+            if self.original is not None:
+                panels.append(draw_strokes(self.original, size))
+            gap = np.full((size, 4), 160, np.uint8)
+        else:
+            gray = [model_image_to_u8(self.input_image, size)]
+            if self.original is not None and self.masked:
+                gray.append(draw_strokes(self.original, size))
+            panels = [np.repeat(p[..., None], 3, 2) for p in gray]
+            panels.insert(1, self.to_png(size=size))
+            gap = np.full((size, 4, 3), 160, np.uint8)
         row = [panels[0]]
         for p in panels[1:]:
             row += [gap, p]
         return np.concatenate(row, 1)
 
+    def _npz(self) -> bytes:
+        if self.mode == "redraw":
+            arrays = {"strokes": self.healed[0], "input_image": self.input_image,
+                      "samples": np.int64(len(self.healed))}
+            for k in range(1, len(self.healed)):
+                arrays[f"strokes_{k}"] = self.healed[k]
+        else:
+            arrays = {"strokes": self.healed[0], "start": np.asarray(self.start, np.float64),
+                      "input_rows": np.int64(self.input_rows), "input_image": self.input_image,
+                      "samples": np.int64(1)}
+        if self.original is not None:
+            arrays["original"] = self.original
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
     def files(self, stem: str | None = None, formats: Sequence[str] = FORMATS) -> dict[str, bytes]:
-        """The output files as ``{file name: bytes}`` (nothing written). With several samples, per-sample files get
-        ``_s0``, ``_s1``, ... suffixes; the npz holds all samples, the side-by-side shows all."""
+        """The output files as ``{file name: bytes}`` (nothing written). Redraw with several samples: per-sample
+        files get ``_s0``, ``_s1``, ... suffixes; the npz holds all samples, the side-by-side shows all.
+        ``ndjson``: ``stem.ndjson``, this sketch's one line (:func:`save_results` writes one file per input file).
+        """
         stem = stem or self.name
-        bad = [f for f in formats if f not in FORMATS]
+        bad = [f for f in formats if f not in OUTPUT_FORMATS]
         if bad:
-            raise ValueError(f"unknown output format(s) {bad}; choose from {list(FORMATS)}")
-        many = len(self.healed) > 1
+            raise ValueError(f"unknown output format(s) {bad}; choose from {list(OUTPUT_FORMATS)}")
+        n = len(self.healed) if self.mode == "redraw" else 1
         out: dict[str, bytes] = {}
-        for k in range(len(self.healed)):
-            sub = f"{stem}_s{k}" if many else stem
+        for k in range(n):
+            sub = f"{stem}_s{k}" if n > 1 else stem
             if "svg" in formats:
                 out[f"{sub}.svg"] = self.to_svg(k).encode("utf-8")
             if "png" in formats:
                 out[f"{sub}.png"] = png_bytes(self.to_png(k))
         if "npz" in formats:
-            arrays = {"strokes": self.healed[0], "input_image": self.input_image,
-                      "samples": np.int64(len(self.healed))}
-            for k in range(1, len(self.healed)):
-                arrays[f"strokes_{k}"] = self.healed[k]
-            if self.original is not None:
-                arrays["original"] = self.original
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **arrays)
-            out[f"{stem}.npz"] = buf.getvalue()
+            out[f"{stem}.npz"] = self._npz()
         if "side" in formats:
             out[f"{stem}_side.png"] = png_bytes(self.side_by_side())
+        if "ndjson" in formats:
+            out[f"{stem}.ndjson"] = (ndjson_line(self.to_ndjson_record()) + "\n").encode("utf-8")
         return out
 
     def save(self, out_dir: str | os.PathLike, stem: str | None = None,
@@ -130,7 +228,7 @@ class HealResults(list):
     """The list of :class:`HealResult` that :func:`heal` returns, in input order, plus what was left out.
 
     skipped: the sources of the vector sketches left out for having more points than the model's max_seq_len
-    (only with ``skip_long=True``; otherwise such a sketch is an error).
+    (redraw with ``skip_long=True`` only; otherwise such a sketch is an error; completion has no length limit).
     """
 
     def __init__(self, results: Sequence[HealResult] = (), skipped: Sequence[str] = ()):
@@ -140,11 +238,18 @@ class HealResults(list):
 
 def save_results(results: Sequence[HealResult], out_dir: str | os.PathLike,
                  formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Write every result's files (named by ``result.name``) into ``out_dir``: all are encoded first, then written
-    atomically; if a write fails, the files this call wrote are removed again. Returns the paths written."""
+    """Write every result's files (named by ``result.name``) into ``out_dir``; ``ndjson``: one file per input
+    file (``group.ndjson``), one line per sketch in input order. All are encoded first, then written atomically;
+    if a write fails, the files this call wrote are removed again. Returns the paths written."""
     files: dict[str, bytes] = {}
+    per_sketch = [f for f in formats if f != "ndjson"]
     for r in results:
-        files.update(r.files(r.name, formats))
+        files.update(r.files(r.name, per_sketch))
+    if "ndjson" in formats:
+        groups: dict[str, list[str]] = {}
+        for r in results:
+            groups.setdefault(f"{r.group or r.name}.ndjson", []).append(ndjson_line(r.to_ndjson_record()) + "\n")
+        files.update({name: "".join(lines).encode("utf-8") for name, lines in groups.items()})
     return write_files(out_dir, files)
 
 
@@ -199,25 +304,24 @@ def heal(inputs: Any, config: HealConfig | None = None, *, model: Healer | str |
             ``(H, W, 1|3|4)`` (uint8 0..255 or floats in [0, 1]).
         config: the settings as one :class:`~sketchheal.config.HealConfig` (default: ``HealConfig()``).
         model: a :class:`Healer`, a path for :func:`load_model`, or None for the bundled model.
-        mask: erase probability ``p`` for the published patch protocol (None / 0 = heal the input as it is).
-            Input ``i`` uses row ``i`` of ``MaskTable(n, seed)``; images use stand-in candidates (see
+        mode: ``"complete"`` (default: keep the input, add strokes) or ``"redraw"`` (the published healing).
+        parts: completion may add parts the drawing lacks (strokes of the model's reconstruction that join no gap)
+            when the drawing is typical for the model; False: fill gaps only.
+        mask: erase probability ``p`` (None / 0 = heal the input as it is); input ``i`` uses row ``i`` of
+            ``MaskTable(n, seed)``. Completion erases squares from vector strokes (:mod:`sketchheal.sketch.erase`),
+            redraw uses the published raster masks; images use stand-in candidates (see
             :func:`sketchheal.sketch.image.image_to_input`).
         seed: seeds the masks and the sampling; sample ``k`` of input ``i`` draws from noise key ``(seed, i, k)``,
             so results do not depend on ``batch_size``.
-        temperature: sampling temperature tau (> 0; the published evaluation uses 0.01).
-        samples: healed sketches per input (each from the same code, different noise).
-        greedy: deterministic decoding (most likely component and pen, component mean).
+        temperature, samples, greedy, candidates, precision: redraw only (see
+            :mod:`sketchheal.inference.redraw` and :mod:`sketchheal.inference.candidates`): sampling temperature
+            (the published evaluation uses 0.01), healed sketches per input, deterministic decoding, best of K
+            (None = 8 when sampling, 1 with greedy), ``"fp32"`` / ``"bf16"``.
         invert: image inputs are light ink on a dark background.
-        batch_size: sketches encoded / decoded together.
+        batch_size: sketches encoded / decoded together (speed only).
         split, limit: which sketches of multi-sketch files (sketch-rnn split; the first ``limit`` of each file).
-        precision: ``"fp32"`` (default) or ``"bf16"``: encoder under bfloat16 autocast and the decoder's matrix
-            products in bfloat16 (faster on CPUs with AVX-512 BF16 and on GPUs; see ``sketchheal.inference.sample``).
-        candidates: draw this many sketches for every sample and keep the one whose drawing agrees best with the
-            ink the input shows (:mod:`sketchheal.inference.candidates`); 1 = plain sampling (the published
-            protocol). None (default) = ``DEFAULT_CANDIDATES`` (8) when sampling, 1 with ``greedy`` (which draws
-            one sketch). Pays off at temperatures of about 0.1 and above, where candidates differ.
-        skip_long: leave out vector sketches with more points than the model's ``max_seq_len`` instead of failing;
-            their sources are listed in the returned ``skipped`` (the others keep their index ``i``).
+        skip_long: redraw: leave out vector sketches with more points than the model's ``max_seq_len`` instead of
+            failing; their sources are listed in the returned ``skipped`` (the others keep their index ``i``).
 
     Returns a :class:`HealResults` list: one :class:`HealResult` per sketch (a multi-sketch file gives several), in
     input order, with ``.skipped``. Raises ``ValueError`` / ``FileNotFoundError`` naming the input or the setting,
@@ -229,14 +333,72 @@ def heal(inputs: Any, config: HealConfig | None = None, *, model: Healer | str |
     items = expand_inputs(inputs, split=cfg.split, limit=cfg.limit)
     if not items:
         raise ValueError("nothing to heal: no inputs")
+    domain = load_domain(healer.source) if healer.source else None
+    if cfg.mode == "complete":
+        return _complete(healer, items, cfg, domain)
+    return _redraw(healer, items, cfg, domain)
+
+
+def _common(it: HealInput) -> dict[str, Any]:
+    return dict(source=it.source, name=it.name, original=it.strokes if it.lines is not None else None,
+                record=it.record, group=it.group, coords=it.coords)
+
+
+def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: Any) -> HealResults:
+    """Completion of every item (one batched encoder pass); atypical drawings get their gaps filled only."""
+    table = MaskTable(len(items), cfg.seed) if cfg.mask else None
+    drawings = [completion_lines(it, mask=cfg.mask, table=table, invert=cfg.invert) for it in items]
+    size, mode = healer.image_size, healer.render_mode
+    views = [model_view(d, size, mode) for d in drawings]
+    params = CompletionParams() if cfg.parts else dataclasses.replace(CompletionParams(), residual=False)
+    comps = complete(healer, drawings, params=params, views=views, batch_size=cfg.batch_size, domain=domain)
+    unlike = [i for i, c in enumerate(comps) if c.typicality is not None and not c.typicality["typical"]]
+    if params.residual and unlike:  # unlike what the model learned: fill the gaps, invent no parts
+        again = complete(healer, [drawings[i] for i in unlike], params=dataclasses.replace(params, residual=False),
+                         views=[views[i] for i in unlike], batch_size=cfg.batch_size)
+        for i, c in zip(unlike, again):
+            comps[i].added_lines = c.added_lines
+    results = []
+    for it, c in zip(items, comps):
+        exact = not cfg.mask and it.lines is not None
+        rows, start, n_in = healed_stroke3(c.input_lines, c.added_lines,
+                                           it.strokes if exact and it.coords == "stroke-3" else None)
+        results.append(HealResult(
+            **_common(it), input_image=c.image if c.image is not None else blank(size), healed=[rows],
+            mode="complete", input_lines=c.input_lines, added_lines=c.added_lines, typicality=c.typicality,
+            input_drawing=it.record["drawing"] if exact and it.record is not None else None, start=start,
+            input_rows=n_in, masked=bool(cfg.mask)))
+    return HealResults(results)
+
+
+def _redraw(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: Any) -> HealResults:
+    """The published healing of every item (see :mod:`sketchheal.inference.redraw`)."""
     items, skipped = _drop_long(items, healer, cfg.skip_long)
     table = MaskTable(len(items) + len(skipped), cfg.seed) if cfg.mask else None
     images = np.stack([input_image(it, healer, mask=cfg.mask, table=table, invert=cfg.invert)
                        for it in items])  # (B, N, N)
     healed = redraw(healer, images, [it.index for it in items], cfg)
-    return HealResults([HealResult(source=it.source, name=it.name, input_image=images[j], healed=healed[j],
-                                   original=it.strokes) for j, it in enumerate(items)],
-                       skipped=[it.source for it in skipped])
+    typical = domain.typicality(healer.model, images, cfg.batch_size) if domain is not None else [None] * len(items)
+    results = []
+    for j, it in enumerate(items):
+        lines = it.lines if it.lines is not None else image_strokes(it.gray, invert=cfg.invert, name=it.source)
+        redrawn = stroke3_to_polylines(healed[j][0]) if len(healed[j][0]) else []
+        results.append(HealResult(**_common(it), input_image=images[j], healed=healed[j], mode="redraw",
+                                  input_lines=clean_lines(lines), typicality=typical[j],
+                                  redrawn_lines=_place_on(redrawn, clean_lines(lines)), masked=bool(cfg.mask)))
+    return HealResults(results, skipped=[it.source for it in skipped])
+
+
+def _place_on(lines: list[np.ndarray], onto: list[np.ndarray]) -> list[np.ndarray]:
+    """``lines`` scaled and moved so that their bounding box has the top-left corner and the longer side of the
+    box of ``onto`` (the published rendering places both so in the model's image)."""
+    lines = clean_lines(lines)
+    if not lines or not onto:
+        return lines
+    a, b = np.concatenate(lines, 0), np.concatenate(onto, 0)
+    ext_a, ext_b = float(np.ptp(a, 0).max()), float(np.ptp(b, 0).max())
+    s = ext_b / ext_a if ext_a > 0 else 1.0
+    return [(p - a.min(0)) * s + b.min(0) for p in lines]
 
 
 def _drop_long(items: list[HealInput], healer: Healer,

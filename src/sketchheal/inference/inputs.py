@@ -1,9 +1,19 @@
-"""What the user hands to ``heal``, turned into sketches and model images.
+"""What the user hands to ``heal``, turned into sketches, strokes in their own frame and model images.
 
 Files (images, ``.npz``, ``.ndjson``, ``.svg``) and arrays become one :class:`HealInput` per sketch
-(:func:`expand_inputs`); each becomes the ``(N, N)`` image the model was trained on (:func:`input_image`), with the
-published patch masking when asked for. Every input is checked here, so a bad one is reported (naming it) before
-any healing starts.
+(:func:`expand_inputs`). For redrawing, each becomes the ``(N, N)`` image the model was trained on
+(:func:`input_image`), with the published patch masking when asked for; for completion, its strokes in the input's
+own frame (:func:`completion_lines`), with squares erased from them when asked for. Every input is checked here,
+so a bad one is reported (naming it) before any healing starts.
+
+The input's own frame (the coordinates of ``HealInput.lines`` and of everything completion writes):
+
+- ``.ndjson``: the drawing's own numbers (``[[x...], [y...](, [t...])]``, timestamps dropped), nothing simplified;
+- ``.svg``: the SVG's user coordinates (transforms applied), curves as 16-segment polylines;
+- stroke-3 (``.npz``, arrays): the frame whose origin is the sketch's first point: ``p_0 = (0, 0)``, row ``i``
+  moves the pen to ``p_{i+1}`` (:func:`sketchheal.sketch.strokes.stroke3_to_polylines`);
+- images: pixel coordinates of the input image (x right, y down, pixel centres at integers): the centre lines
+  traced from its ink (:func:`sketchheal.sketch.trace.trace_strokes`).
 """
 
 from __future__ import annotations
@@ -13,20 +23,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from sketchheal.inference.loading import Healer
-from sketchheal.sketch.image import array_to_gray, image_to_input, load_image
-from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES, load_file
+from sketchheal.sketch.erase import erase, erase_squares, square_side
+from sketchheal.sketch.image import array_to_gray, binarise, image_to_input, load_image
+from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES, load_file, read_ndjson_records
 from sketchheal.sketch.masks import MaskTable
-from sketchheal.sketch.render import corrupt, render
-from sketchheal.sketch.strokes import polylines_to_stroke3, simplify_polylines, validate
+from sketchheal.sketch.render import MAX_PATCHES, corrupt, render
+from sketchheal.sketch.strokes import polylines_to_stroke3, simplify_polylines, stroke3_to_polylines, validate
 from sketchheal.sketch.svg import svg_to_polylines
+from sketchheal.sketch.trace import RESAMPLE_THRESHOLD, farthest_points, trace_strokes
 from sketchheal.utils.npfile import open_npz
 from sketchheal.utils.paths import EXAMPLES_DIR
 
-__all__ = ["HealInput", "example_inputs", "expand_inputs", "input_image", "read_sketches", "too_long"]
+__all__ = ["HealInput", "TRACE_SIDE", "completion_lines", "example_inputs", "expand_inputs", "image_strokes",
+           "input_image", "read_sketches", "too_long"]
+
+# Images with a longer side above this are traced at this size (coordinates scaled back to the image's pixels).
+TRACE_SIDE = 1024
+# RDP epsilon (pixels) of the traced centre lines: removes the staircase of a pixel skeleton.
+TRACE_SIMPLIFY = 1.0
 
 
 @dataclass
@@ -34,13 +53,21 @@ class HealInput:
     """One sketch to heal: exactly one of ``gray`` (an image, white paper = 1) and ``strokes`` is set.
 
     ``index``: its position among all sketches of the call (it keys its mask row and its sampling noise).
+    ``lines``: vector inputs' strokes in the input's own frame (module docstring). ``record``: an ``.ndjson``
+    drawing's JSON object as read (every field). ``group``: the output stem of the input file (unique in the
+    call; the ndjson output writes one file per group). ``coords``: ``ndjson``, ``svg``, ``stroke-3`` or
+    ``pixels``.
     """
 
     source: str
     name: str
     gray: np.ndarray | None = None  # (H, W) float32 in [0, 1]; ink dark unless the caller inverts
-    strokes: np.ndarray | None = None  # (n, 3) float32 stroke-3, unnormalised
+    strokes: np.ndarray | None = None  # (n, 3) float32 stroke-3, unnormalised (what redrawing renders)
     index: int = 0
+    lines: list[np.ndarray] | None = None  # absolute (k, 2) float64 strokes in the input's frame
+    record: dict | None = None
+    group: str = ""
+    coords: str = ""
 
 
 def read_sketches(path: str | os.PathLike, *, split: str = "test", limit: int | None = None) -> list[np.ndarray]:
@@ -114,31 +141,45 @@ def _is_stroke3(a: np.ndarray) -> bool:
 def expand_inputs(inputs: Any, *, split: str = "test", limit: int | None = None) -> list[HealInput]:
     """Files and arrays -> one :class:`HealInput` per sketch (multi-sketch files give several), in order.
 
-    Names are made unique and file-system safe; ``index`` counts the sketches from 0.
+    Names (and the groups: one per input file or array) are made unique and file-system safe; ``index`` counts
+    the sketches from 0.
     """
     if isinstance(inputs, (str, os.PathLike, np.ndarray)) or torch.is_tensor(inputs):
         inputs = [inputs]
     items: list[HealInput] = []
+    groups: dict[str, int] = {}
     for j, x in enumerate(inputs):
         if torch.is_tensor(x):
             x = x.detach().cpu().numpy()
         if isinstance(x, np.ndarray):
-            name = f"input_{j}"
+            name, source = f"input_{j}", f"array[{j}]"
             if _is_stroke3(x):
-                items.append(HealInput(source=f"array[{j}]", name=name, strokes=_check_strokes(x, f"array[{j}]")))
+                s3 = _check_strokes(x, source)
+                new = [HealInput(source=source, name=name, strokes=s3, lines=stroke3_to_polylines(s3),
+                                 coords="stroke-3")]
             else:
-                items.append(HealInput(source=f"array[{j}]", name=name, gray=array_to_gray(x, f"array[{j}]")))
-            continue
-        if not isinstance(x, (str, os.PathLike)):
+                new = [HealInput(source=source, name=name, gray=array_to_gray(x, source), coords="pixels")]
+            stem = name
+        elif isinstance(x, (str, os.PathLike)):
+            new, stem = _file_inputs(Path(x), split=split, limit=limit), Path(x).stem
+        else:
             raise ValueError(f"input {j}: expected a file path or a numpy array, got {type(x).__name__}")
-        items.extend(_file_inputs(Path(x), split=split, limit=limit))
+        group = _unique(stem, groups)
+        for it in new:
+            it.group = group
+        items.extend(new)
     names: dict[str, int] = {}
     for i, it in enumerate(items):  # unique, file-system-safe output names
-        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in it.name) or "sketch"
-        names[base] = names.get(base, 0) + 1
-        it.name = base if names[base] == 1 else f"{base}_{names[base]}"
+        it.name = _unique(it.name, names)
         it.index = i
     return items
+
+
+def _unique(name: str, seen: dict[str, int]) -> str:
+    """A file-system-safe form of ``name``, numbered when it was seen before (``seen`` counts)."""
+    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "sketch"
+    seen[base] = seen.get(base, 0) + 1
+    return base if seen[base] == 1 else f"{base}_{seen[base]}"
 
 
 def _file_inputs(path: Path, *, split: str, limit: int | None) -> list[HealInput]:
@@ -147,11 +188,19 @@ def _file_inputs(path: Path, *, split: str, limit: int | None) -> list[HealInput
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise ValueError(f"{path}: is a directory; pass the files in it")
+    if suffix == ".ndjson":
+        return _ndjson_inputs(path, limit)
+    if suffix == ".svg":
+        lines = svg_to_polylines(path)
+        if not lines:
+            raise ValueError(f"{path}: the SVG has no lines (paths, polylines or lines) to heal")
+        return [HealInput(source=str(path), name=path.stem, strokes=polylines_to_stroke3(simplify_polylines(lines)),
+                          lines=lines, coords="svg")]
     if suffix in SKETCH_SUFFIXES:
         sketches = read_sketches(path, split=split, limit=limit)
         multi = len(sketches) > 1
-        return [HealInput(source=f"{path}#{i}" if multi else str(path),
-                          name=f"{path.stem}_{i}" if multi else path.stem, strokes=s3)
+        return [HealInput(source=f"{path}#{i}" if multi else str(path), name=f"{path.stem}_{i}" if multi
+                          else path.stem, strokes=s3, lines=stroke3_to_polylines(s3), coords="stroke-3")
                 for i, s3 in enumerate(sketches)]
     try:  # any other suffix: try it as an image, the error says what was expected
         gray = load_image(path)
@@ -160,7 +209,23 @@ def _file_inputs(path: Path, *, split: str, limit: int | None) -> list[HealInput
             raise
         raise ValueError(f"{e}; heal reads images ({', '.join(IMAGE_SUFFIXES)}) and sketches "
                          f"({', '.join(SKETCH_SUFFIXES)})") from None
-    return [HealInput(source=str(path), name=path.stem, gray=gray)]
+    return [HealInput(source=str(path), name=path.stem, gray=gray, coords="pixels")]
+
+
+def _ndjson_inputs(path: Path, limit: int | None) -> list[HealInput]:
+    """Every drawing of an ``.ndjson`` file as given (:func:`sketchheal.sketch.io.read_ndjson_records`): its
+    strokes unchanged for completion, its stroke-3 form (raw drawings simplified as QuickDraw does, as
+    :func:`read_sketches` reads them) for redrawing."""
+    records = read_ndjson_records(path)[:limit]
+    multi = len(records) > 1
+    items = []
+    for i, (_, rec, lines) in enumerate(records):
+        raw = any(len(stroke) == 3 for stroke in rec["drawing"])
+        s3 = polylines_to_stroke3(simplify_polylines(lines) if raw else lines)
+        items.append(HealInput(source=f"{path}#{i}" if multi else str(path),
+                               name=f"{path.stem}_{i}" if multi else path.stem, strokes=s3, lines=lines,
+                               record=rec, coords="ndjson"))
+    return items
 
 
 def too_long(item: HealInput, healer: Healer) -> bool:
@@ -188,6 +253,43 @@ def input_image(item: HealInput, healer: Healer, *, mask: float | None, table: M
             return corrupt(item.strokes, u, mask, size, mode).corrupted
         return render(item.strokes, size, mode)
     return image_to_input(item.gray, size=size, mode=mode, invert=invert, mask=mask, uniforms=u, name=item.source)
+
+
+def completion_lines(item: HealInput, *, mask: float | None, table: MaskTable | None,
+                     invert: bool = False) -> list[np.ndarray]:
+    """The strokes completion starts from, absolute ``(k, 2) float64`` in the input's own frame.
+
+    Vector inputs: their strokes as given; with ``mask``, squares erased from them in vector
+    (:func:`sketchheal.sketch.erase.erase`: the published candidates, row ``item.index`` of ``table``). Images:
+    the centre lines traced from the ink (:func:`image_strokes`); with ``mask``, the squares of the stand-in
+    candidates of :func:`sketchheal.sketch.image.image_to_input` (farthest points of the centre lines from the
+    topmost, side 1/5 of the drawing's longer side) are erased from them.
+    """
+    u = table.uniforms(item.index) if table is not None and mask else None
+    if item.lines is not None:
+        lines = [np.asarray(p, np.float64).reshape(-1, 2) for p in item.lines]
+        return erase(lines, float(mask), uniforms=u).lines if u is not None else lines
+    lines = image_strokes(item.gray, invert=invert, name=item.source)
+    if u is None or not lines:
+        return lines
+    centres = farthest_points(np.concatenate(lines, 0), MAX_PATCHES)
+    return erase_squares(lines, centres[u[: len(centres)] < mask], square_side(lines))
+
+
+def image_strokes(gray: np.ndarray, *, invert: bool = False, name: str = "image") -> list[np.ndarray]:
+    """The centre lines of an image's ink as strokes in its pixel coordinates (x right, y down): Otsu's ink
+    (:func:`sketchheal.sketch.image.binarise`, whose errors name ``name``), thinned and traced (RDP
+    :data:`TRACE_SIMPLIFY`); an image longer
+    than :data:`TRACE_SIDE` is traced at that size and the points scaled back."""
+    ink = binarise(gray, invert, name).astype(np.float32)  # (H, W) 1 = ink
+    h, w = ink.shape
+    f = max(h, w) / TRACE_SIDE
+    if f > 1:
+        small = cv2.resize(ink, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA)
+        fx, fy = w / small.shape[1], h / small.shape[0]
+        lines = trace_strokes(small >= RESAMPLE_THRESHOLD, simplify=TRACE_SIMPLIFY)
+        return [(line + 0.5) * np.array([fx, fy]) - 0.5 for line in lines]
+    return trace_strokes(ink > 0, simplify=TRACE_SIMPLIFY)
 
 
 def example_inputs() -> list[Path]:
