@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="folder for the outputs")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="release directory or training checkpoint (default: the bundled model)")
+    p.add_argument("--gapfill", default=None, metavar="PATH",
+                   help="completion's gap-filler model (default: the bundled one with the bundled model; "
+                        "'none': the healing model itself)")
     p.add_argument("--example", action="store_true", help="heal the bundled example inputs")
     p.add_argument("--mode", choices=("complete", "redraw"), default=_DEFAULT.mode,
                    help="complete: keep the input, add strokes (default); redraw: a new sketch from the code "
@@ -93,7 +96,8 @@ def _cmd_heal(args: argparse.Namespace) -> int:
     if not inputs:
         raise ValueError("no INPUT given; pass image / .npz / .ndjson / .svg files, or --example")
     healer = load_model(args.checkpoint, device=args.device)
-    results = heal(inputs, cfg, model=healer)
+    gapfill = False if (args.gapfill or "").lower() == "none" else args.gapfill
+    results = heal(inputs, cfg, model=healer, gapfill=gapfill)
     written = save_results(results, args.out, args.format)
     for path in written:
         print(path)

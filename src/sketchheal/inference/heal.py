@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sketchheal.config import HealConfig
-from sketchheal.inference.complete import CompletionParams, complete, model_view
+from sketchheal.inference.complete import CompletionParams, complete, load_gapfill, model_view
 from sketchheal.inference.domain import load_domain
 from sketchheal.inference.inputs import (
     HealInput, completion_lines, example_inputs, expand_inputs, image_strokes, input_image, long_sketch_error,
@@ -59,6 +59,7 @@ from sketchheal.sketch.writers import (
     clean_lines, healed_picture, healed_stroke3, healed_svg, ndjson_line, ndjson_record,
 )
 from sketchheal.utils.fileio import atomic_write, png_bytes
+from sketchheal.utils.paths import BUNDLED_MODEL_DIR
 
 __all__ = ["FORMATS", "OUTPUT_FORMATS", "HealConfig", "HealResult", "HealResults", "Healer", "draw_strokes",
            "example_inputs", "heal", "heal_config", "image_to_input", "load_image", "load_model", "read_sketches",
@@ -290,7 +291,7 @@ def heal_config(config: HealConfig | None = None, **settings: Any) -> HealConfig
 
 
 def heal(inputs: Any, config: HealConfig | None = None, *, model: Healer | str | os.PathLike | None = None,
-         **settings: Any) -> HealResults:
+         gapfill: Healer | str | os.PathLike | bool | None = None, **settings: Any) -> HealResults:
     """Heal sketches.
 
     ``heal(inputs, mask=0.3, seed=7)``, or ``heal(inputs, HealConfig(mask=0.3), seed=7)``: the settings are the
@@ -304,6 +305,9 @@ def heal(inputs: Any, config: HealConfig | None = None, *, model: Healer | str |
             ``(H, W, 1|3|4)`` (uint8 0..255 or floats in [0, 1]).
         config: the settings as one :class:`~sketchheal.config.HealConfig` (default: ``HealConfig()``).
         model: a :class:`Healer`, a path for :func:`load_model`, or None for the bundled model.
+        gapfill: completion's gap-filler, whose reconstruction fills the gaps (:mod:`sketchheal.inference.complete`):
+            a :class:`Healer` or a path; None: the bundled gap-filler when healing with the bundled model and one
+            ships, else the model itself; False: the model itself.
         mode: ``"complete"`` (default: keep the input, add strokes) or ``"redraw"`` (the published healing).
         parts: completion may add parts the drawing lacks (strokes of the model's reconstruction that join no gap)
             when the drawing is typical for the model; False: fill gaps only.
@@ -335,8 +339,18 @@ def heal(inputs: Any, config: HealConfig | None = None, *, model: Healer | str |
         raise ValueError("nothing to heal: no inputs")
     domain = load_domain(healer.source) if healer.source else None
     if cfg.mode == "complete":
-        return _complete(healer, items, cfg, domain)
+        return _complete(healer, items, cfg, domain, _gapfill(gapfill, healer))
     return _redraw(healer, items, cfg, domain)
+
+
+def _gapfill(gapfill: Any, healer: Healer) -> Healer | None:
+    """The gap-filler to use (see :func:`heal`'s ``gapfill``)."""
+    if gapfill is False:
+        return None
+    if gapfill is None:
+        bundled = bool(healer.source) and Path(healer.source).resolve() == BUNDLED_MODEL_DIR.resolve()
+        return load_gapfill(device=str(healer.device)) if bundled else None
+    return gapfill if isinstance(gapfill, Healer) else load_model(gapfill, device=str(healer.device))
 
 
 def _common(it: HealInput) -> dict[str, Any]:
@@ -344,18 +358,20 @@ def _common(it: HealInput) -> dict[str, Any]:
                 record=it.record, group=it.group, coords=it.coords)
 
 
-def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: Any) -> HealResults:
+def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: Any,
+              gapfill: Healer | None) -> HealResults:
     """Completion of every item (one batched encoder pass); atypical drawings get their gaps filled only."""
     table = MaskTable(len(items), cfg.seed) if cfg.mask else None
     drawings = [completion_lines(it, mask=cfg.mask, table=table, invert=cfg.invert) for it in items]
     size, mode = healer.image_size, healer.render_mode
     views = [model_view(d, size, mode) for d in drawings]
     params = CompletionParams() if cfg.parts else dataclasses.replace(CompletionParams(), residual=False)
-    comps = complete(healer, drawings, params=params, views=views, batch_size=cfg.batch_size, domain=domain)
+    comps = complete(healer, drawings, gapfill=gapfill, params=params, views=views, batch_size=cfg.batch_size,
+                     domain=domain)
     unlike = [i for i, c in enumerate(comps) if c.typicality is not None and not c.typicality["typical"]]
     if params.residual and unlike:  # unlike what the model learned: fill the gaps, invent no parts
-        again = complete(healer, [drawings[i] for i in unlike], params=dataclasses.replace(params, residual=False),
-                         views=[views[i] for i in unlike], batch_size=cfg.batch_size)
+        again = complete(healer, [drawings[i] for i in unlike], gapfill=gapfill, views=[views[i] for i in unlike],
+                         params=dataclasses.replace(params, residual=False), batch_size=cfg.batch_size)
         for i, c in zip(unlike, again):
             comps[i].added_lines = c.added_lines
     results = []

@@ -164,7 +164,7 @@ def expand_inputs(inputs: Any, *, split: str = "test", limit: int | None = None)
             new, stem = _file_inputs(Path(x), split=split, limit=limit), Path(x).stem
         else:
             raise ValueError(f"input {j}: expected a file path or a numpy array, got {type(x).__name__}")
-        group = _unique(stem, groups)
+        group = _unique(stem, groups, keep=True)
         for it in new:
             it.group = group
         items.extend(new)
@@ -175,9 +175,13 @@ def expand_inputs(inputs: Any, *, split: str = "test", limit: int | None = None)
     return items
 
 
-def _unique(name: str, seen: dict[str, int]) -> str:
-    """A file-system-safe form of ``name``, numbered when it was seen before (``seen`` counts)."""
-    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "sketch"
+def _unique(name: str, seen: dict[str, int], keep: bool = False) -> str:
+    """A file-system-safe form of ``name``, numbered when it was seen before (``seen`` counts). ``keep``: only
+    path separators and control characters are replaced (an input file's stem, spaces and all)."""
+    if keep:
+        base = "".join("_" if c in "/\\" or not c.isprintable() else c for c in name).strip(".") or "sketch"
+    else:
+        base = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "sketch"
     seen[base] = seen.get(base, 0) + 1
     return base if seen[base] == 1 else f"{base}_{seen[base]}"
 
