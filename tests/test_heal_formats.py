@@ -235,6 +235,17 @@ def test_image_inputs_heal_in_pixel_coordinates(tmp_path, healer):
     assert dist[pts[:, 1], pts[:, 0]].max() <= 1.5  # the traced centre lines lie on the ink
 
 
+def test_masked_images_lose_squares_of_their_traced_strokes(tmp_path, healer):
+    img = np.full((200, 300), 255, np.uint8)
+    for line in _house():
+        cv2.polylines(img, [np.rint((line - 280) * 0.5 + [60, 20]).astype(np.int32)], False, 0, 3, cv2.LINE_AA)
+    whole, masked = H.heal([img, img], model=healer, mask=0.6, seed=1)
+    plain = H.heal(img, model=healer)[0]
+    length = lambda lines: sum(float(np.hypot(*np.diff(p, axis=0).T).sum()) for p in lines)  # noqa: E731
+    assert length(masked.input_lines) < length(plain.input_lines) and masked.masked and not plain.masked
+    assert whole.coords == masked.coords == "pixels"
+
+
 def test_redraw_mode_keeps_the_published_outputs(tmp_path, healer):
     s3 = polylines_to_stroke3(_house())
     r = H.heal(s3, model=healer, mode="redraw", samples=2, temperature=0.5)[0]

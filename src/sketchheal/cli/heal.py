@@ -95,6 +95,9 @@ def _cmd_heal(args: argparse.Namespace) -> int:
         inputs = [*example_inputs(), *inputs]
     if not inputs:
         raise ValueError("no INPUT given; pass image / .npz / .ndjson / .svg files, or --example")
+    if cfg.mode == "complete" and (cfg.samples != 1 or cfg.candidates is not None or cfg.greedy):
+        print("note: --samples, --candidates and --greedy apply to --mode redraw; completion draws one healing",
+              file=sys.stderr)
     healer = load_model(args.checkpoint, device=args.device)
     gapfill = False if (args.gapfill or "").lower() == "none" else args.gapfill
     results = heal(inputs, cfg, model=healer, gapfill=gapfill)
