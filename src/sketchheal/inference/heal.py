@@ -376,6 +376,7 @@ def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: A
             comps[i].added_lines = c.added_lines
     results = []
     for it, c in zip(items, comps):
+        c.added_lines = [a for a in c.added_lines if len(a) and np.isfinite(a).all()]
         exact = not cfg.mask and it.lines is not None
         rows, start, n_in = healed_stroke3(c.input_lines, c.added_lines,
                                            it.strokes if exact and it.coords == "stroke-3" else None)

@@ -222,7 +222,7 @@ def read_ndjson_records(path: PathLike) -> list[tuple[int, dict, list[np.ndarray
     a file with none."""
     path = _existing(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is no part of the first drawing
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not a text .ndjson file ({e})") from None
     out = []
