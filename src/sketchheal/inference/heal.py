@@ -44,8 +44,7 @@ from sketchheal.config import HealConfig
 from sketchheal.inference.complete import CompletionParams, complete, load_gapfill, model_view
 from sketchheal.inference.domain import load_domain
 from sketchheal.inference.inputs import (
-    HealInput, completion_lines, example_inputs, expand_inputs, image_strokes, input_image, long_sketch_error,
-    read_sketches, too_long,
+    HealInput, completion_lines, drop_long, example_inputs, expand_inputs, image_strokes, input_image, read_sketches,
 )
 from sketchheal.inference.loading import Healer, as_healer, load_model
 from sketchheal.inference.redraw import redraw
@@ -56,7 +55,7 @@ from sketchheal.sketch.strokes import stroke3_to_polylines
 from sketchheal.sketch.svg import strokes_to_svg
 from sketchheal.sketch.viz import PREVIEW_SIZE, draw_strokes, model_image_to_u8
 from sketchheal.sketch.writers import (
-    clean_lines, healed_picture, healed_stroke3, healed_svg, ndjson_line, ndjson_record,
+    clean_lines, healed_picture, healed_stroke3, healed_svg, ndjson_line, ndjson_record, place_on_box,
 )
 from sketchheal.utils.fileio import atomic_write, png_bytes
 from sketchheal.utils.paths import BUNDLED_MODEL_DIR
@@ -390,7 +389,7 @@ def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: A
 
 def _redraw(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: Any) -> HealResults:
     """The published healing of every item (see :mod:`sketchheal.inference.redraw`)."""
-    items, skipped = _drop_long(items, healer, cfg.skip_long)
+    items, skipped = drop_long(items, healer, cfg.skip_long)
     table = MaskTable(len(items) + len(skipped), cfg.seed) if cfg.mask else None
     images = np.stack([input_image(it, healer, mask=cfg.mask, table=table, invert=cfg.invert)
                        for it in items])  # (B, N, N)
@@ -402,35 +401,8 @@ def _redraw(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: Any
         redrawn = stroke3_to_polylines(healed[j][0]) if len(healed[j][0]) else []
         results.append(HealResult(**_common(it), input_image=images[j], healed=healed[j], mode="redraw",
                                   input_lines=clean_lines(lines), typicality=typical[j],
-                                  redrawn_lines=_place_on(redrawn, clean_lines(lines)), masked=bool(cfg.mask)))
+                                  redrawn_lines=place_on_box(redrawn, clean_lines(lines)), masked=bool(cfg.mask)))
     return HealResults(results, skipped=[it.source for it in skipped])
-
-
-def _place_on(lines: list[np.ndarray], onto: list[np.ndarray]) -> list[np.ndarray]:
-    """``lines`` scaled and moved so that their bounding box has the top-left corner and the longer side of the
-    box of ``onto`` (the published rendering places both so in the model's image)."""
-    lines = clean_lines(lines)
-    if not lines or not onto:
-        return lines
-    a, b = np.concatenate(lines, 0), np.concatenate(onto, 0)
-    ext_a, ext_b = float(np.ptp(a, 0).max()), float(np.ptp(b, 0).max())
-    s = ext_b / ext_a if ext_a > 0 else 1.0
-    return [(p - a.min(0)) * s + b.min(0) for p in lines]
-
-
-def _drop_long(items: list[HealInput], healer: Healer,
-               skip_long: bool) -> tuple[list[HealInput], list[HealInput]]:
-    """``(kept, skipped)``: without ``skip_long`` the first sketch over the model's limit is an error."""
-    long = [it for it in items if too_long(it, healer)]
-    if not long:
-        return items, []
-    if not skip_long:
-        raise long_sketch_error(long[0], healer)
-    kept = [it for it in items if not too_long(it, healer)]
-    if not kept:
-        raise ValueError(f"nothing to heal: all {len(long)} sketch(es) have more points than the model's "
-                         f"max_seq_len={healer.max_seq_len}; simplify them (sketchheal.sketch.strokes.rdp)")
-    return kept, long
 
 
 def _signature_with_settings(fn) -> inspect.Signature:

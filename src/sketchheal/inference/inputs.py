@@ -39,7 +39,7 @@ from sketchheal.sketch.trace import RESAMPLE_THRESHOLD, farthest_points, trace_s
 from sketchheal.utils.npfile import open_npz
 from sketchheal.utils.paths import EXAMPLES_DIR
 
-__all__ = ["HealInput", "TRACE_SIDE", "completion_lines", "example_inputs", "expand_inputs", "image_strokes",
+__all__ = ["HealInput", "TRACE_SIDE", "completion_lines", "drop_long", "example_inputs", "expand_inputs", "image_strokes",
            "input_image", "read_sketches", "too_long"]
 
 # Images with a longer side above this are traced at this size (coordinates scaled back to the image's pixels).
@@ -242,6 +242,21 @@ def long_sketch_error(item: HealInput, healer: Healer) -> ValueError:
     return ValueError(f"{item.source}: the sketch has {len(item.strokes)} points, more than the model's "
                       f"max_seq_len={healer.max_seq_len}: simplify it (sketchheal.sketch.strokes.rdp) or pass "
                       "--skip-long (skip_long=True) to heal the others without it")
+
+
+def drop_long(items: list[HealInput], healer: Healer,
+               skip_long: bool) -> tuple[list[HealInput], list[HealInput]]:
+    """``(kept, skipped)``: without ``skip_long`` the first sketch over the model's limit is an error."""
+    long = [it for it in items if too_long(it, healer)]
+    if not long:
+        return items, []
+    if not skip_long:
+        raise long_sketch_error(long[0], healer)
+    kept = [it for it in items if not too_long(it, healer)]
+    if not kept:
+        raise ValueError(f"nothing to heal: all {len(long)} sketch(es) have more points than the model's "
+                         f"max_seq_len={healer.max_seq_len}; simplify them (sketchheal.sketch.strokes.rdp)")
+    return kept, long
 
 
 def input_image(item: HealInput, healer: Healer, *, mask: float | None, table: MaskTable | None,

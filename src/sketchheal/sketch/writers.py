@@ -14,6 +14,7 @@ QuickDraw's 0..255), except where an added point is one of the input's own point
   strokes first (a stroke-3 input's own rows, bit for bit), then the added strokes.
 - :func:`ndjson_record`: the input's JSON object with every field kept and ``drawing`` = the input's strokes as
   given, then the added strokes ``[[x...], [y...]]``; :func:`ndjson_line` writes it as one compact line.
+- :func:`place_on_box`: a redrawn sketch placed on the input's bounding box (redraw's strokes in the input's frame).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sketchheal.sketch.svg import fit_transform
 from sketchheal.sketch.viz import PREVIEW_SIZE, draw_lines
 
 __all__ = ["ADDED_COLOUR", "ADDED_BGR", "clean_lines", "exact_number", "added_decimals", "quickdraw_strokes",
-           "healed_svg", "healed_picture", "healed_stroke3", "ndjson_record", "ndjson_line"]
+           "healed_svg", "healed_picture", "healed_stroke3", "ndjson_record", "ndjson_line", "place_on_box"]
 
 ADDED_COLOUR = "#e4572e"  # the added strokes (SVG); the input's strokes are black
 ADDED_BGR = (46, 87, 228)  # the same colour for OpenCV pictures (blue, green, red)
@@ -79,6 +80,18 @@ def quickdraw_strokes(lines: Sequence[np.ndarray], decimals: int | None = None,
     points that are points of the polylines ``exact`` (the input's strokes)."""
     keep = {tuple(p) for line in clean_lines(exact) for p in line.tolist()}
     return [_numbers(line, decimals, keep) for line in clean_lines(lines)]
+
+
+def place_on_box(lines: list[np.ndarray], onto: list[np.ndarray]) -> list[np.ndarray]:
+    """``lines`` scaled and moved so that their bounding box has the top-left corner and the longer side of the
+    box of ``onto`` (the published rendering places both so in the model's image)."""
+    lines = clean_lines(lines)
+    if not lines or not onto:
+        return lines
+    a, b = np.concatenate(lines, 0), np.concatenate(onto, 0)
+    ext_a, ext_b = float(np.ptp(a, 0).max()), float(np.ptp(b, 0).max())
+    s = ext_b / ext_a if ext_a > 0 else 1.0
+    return [(p - a.min(0)) * s + b.min(0) for p in lines]
 
 
 # ================================================================================================== SVG
