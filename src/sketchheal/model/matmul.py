@@ -46,7 +46,7 @@ def _take_onednn(*tensors: torch.Tensor) -> bool:
         return False
     if torch.is_autocast_enabled("cpu"):
         return False
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 and t.numel() > 0 for t in tensors)
 
 
 def _dnn_mm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -69,12 +69,6 @@ def _dnn_mm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) 
 def _plain(t: torch.Tensor) -> bool:
     """A contiguous 2-D tensor or the transpose of one."""
     return t.is_contiguous() or t.t().is_contiguous()
-
-
-def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` for 2-D tensors without autograd bookkeeping (for hand-written backward passes): oneDNN when
-    enabled and applicable, else ``torch.mm``."""
-    return _dnn_mm(a, b) if _take_onednn(a, b) else torch.mm(a, b)
 
 
 class _DnnLinear(torch.autograd.Function):
