@@ -139,7 +139,9 @@ def machine_defaults(device: str | torch.device | None = None) -> MachineDefault
       (``workers = cores - 1``) and the main process keeps 1 thread;
     - ``bf16``: whether it is native (a CUDA GPU of compute capability 8.0 or newer, or a CPU with AVX-512 BF16 /
       AMX); elsewhere bf16 is emulated and slower than fp32, and only an explicit ``train.bf16=on`` uses it;
-    - ``onednn_matmul``: fp32 CPU products through oneDNN where they measure faster than torch's (MKL's) here.
+    - ``onednn_matmul``: fp32 CPU products through oneDNN where they measure faster than torch's (MKL's) here;
+      the environment variable ``SKETCHHEAL_MATMUL=onednn`` or ``torch`` fixes the choice (the two kernels sum in
+      different orders, so a resumed run is bit-exact only with the same kernel).
     """
     dev = pick_device(device if device is not None else "auto")
     cores = usable_cores()
@@ -147,7 +149,8 @@ def machine_defaults(device: str | torch.device | None = None) -> MachineDefault
         busy = int(os.getloadavg()[0] + 0.5) if hasattr(os, "getloadavg") else 0
         threads, workers = max(1, min(cores, cores - busy)), 1 if cores > 1 else 0
         bf16 = cpu_bf16_supported()
-        onednn = onednn_matmul_faster()
+        choice = os.environ.get("SKETCHHEAL_MATMUL", "auto")  # "onednn" / "torch" fix the kernel (bit-exact reruns)
+        onednn = choice == "onednn" or (choice not in ("onednn", "torch") and onednn_matmul_faster())
     else:
         threads, workers = 1, max(1, cores - 1)
         bf16 = cuda_bf16_native(dev) if dev.type == "cuda" else False
