@@ -1,4 +1,5 @@
-"""``sketchheal evaluate``: retrieval top-k and recognition accuracy of healing models at fixed masks.
+"""``sketchheal evaluate``: healing (ink measures), retrieval top-k and recognition accuracy of healing models at
+fixed masks, completion and redraw side by side with the floor.
 
 The flags build an ``EvalConfig`` (``sketchheal.config``); ``sketchheal.evaluation.protocol.evaluate`` does the work.
 """
@@ -9,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from sketchheal.config import EvalConfig
-from sketchheal.evaluation.evalset import parse_masks
+from sketchheal.evaluation.evalset import parse_masks, parse_names
 from sketchheal.evaluation.protocol import evaluate
 
 _DEFAULT = EvalConfig()
@@ -17,10 +18,11 @@ _DEFAULT = EvalConfig()
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="retrieval top-k and recognition accuracy of healing models at fixed masks",
-        description="Evaluate one or more healing models side by side on the test split: retrieval (healed -> "
-                    "originals and back; correct top-k and the published off-by-one top-10), recognition "
-                    "accuracy with a Sketch-a-Net classifier, and the no-healing floor. See docs/evaluation.md.",
+        "evaluate", help="healing, retrieval top-k and recognition accuracy of healing models at fixed masks",
+        description="Evaluate one or more healing models side by side on the test split, completion and redraw "
+                    "next to the no-healing floor: the ink measures (erased-ink recall, added-ink precision, kept "
+                    "ink), retrieval (healed -> originals and back; correct top-k and the published off-by-one "
+                    "top-10) and recognition accuracy with a Sketch-a-Net classifier. See docs/evaluation.md.",
     )
     p.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
                    help="release directory or training checkpoint; repeat for a side-by-side table")
@@ -46,6 +48,16 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="rendering workers (default: CPU count - 1, max 8)")
     p.add_argument("--grid-count", type=int, default=_DEFAULT.grid_count,
                    help=f"sketches per category grid (default {_DEFAULT.grid_count}; 0 = no grids)")
+    p.add_argument("--modes", default=",".join(_DEFAULT.modes),
+                   help="healings to compare with the floor: complete (keep the input, add strokes) and/or redraw "
+                        f"(the published: a new sketch from the code) (default {','.join(_DEFAULT.modes)})")
+    p.add_argument("--erase", default=",".join(_DEFAULT.erase),
+                   help="raster (the published patch masks on the image) and/or vector (the same squares erased "
+                        f"from the strokes) (default {','.join(_DEFAULT.erase)})")
+    p.add_argument("--gapfill", default=_DEFAULT.gapfill, metavar="auto|none|PATH",
+                   help="completion's gap-filler: auto = the bundled one with the bundled model when it ships "
+                        "(as sketchheal heal), none = the model's own reconstruction, or a model path "
+                        f"(default {_DEFAULT.gapfill})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli_evaluate)
 
@@ -56,7 +68,8 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         split=args.split, masks=list(parse_masks(args.masks)), temperature=args.temperature, greedy=args.greedy,
         seed=args.seed, candidates=args.candidates, classifier=args.classifier or "",
         max_per_category=args.max_per_category, mask_table=args.mask_table or "", batch_size=args.batch_size,
-        device=args.device, num_workers=args.workers, grid_count=args.grid_count,
+        device=args.device, num_workers=args.workers, grid_count=args.grid_count, modes=parse_names(args.modes),
+        erase=parse_names(args.erase), gapfill=args.gapfill,
     )
     cfg.validate()
     return cfg

@@ -127,6 +127,8 @@ class HealConfig:
 
 
 EVAL_DEVICES = ("auto", "cpu", "cuda", "mps")  # eval.device (also cuda:N)
+EVAL_MODES = ("complete", "redraw")  # eval.modes
+EVAL_ERASE = ("raster", "vector")  # eval.erase
 
 
 @dataclass
@@ -168,6 +170,15 @@ class EvalConfig:
     num_workers: int | None = None
     # Sketches per category in each picture grid (corrupted | healed | original); 0 = no grids.
     grid_count: int = 8
+    # Healings compared side by side with the floor: "complete" (keep the input, add strokes: sketchheal heal's
+    # default) and/or "redraw" (a new sketch decoded from the code). Paper: redraw only.
+    modes: list[str] = field(default_factory=lambda: ["complete", "redraw"])
+    # How the inputs lose ink: "raster" (the published patch masks on the rendered image) and/or "vector" (the same
+    # squares erased from the vector strokes, as healing an ndjson file). Paper: raster.
+    erase: list[str] = field(default_factory=lambda: ["raster"])
+    # Completion's gap-filler: "auto" (the bundled one with the bundled model when one ships, as sketchheal heal),
+    # "none" (the model's own reconstruction) or a path (release folder or checkpoint).
+    gapfill: str = "auto"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field an evaluation cannot run with (before anything is loaded)."""
@@ -189,6 +200,13 @@ class EvalConfig:
             value = getattr(self, name)
             _check(value is None or _whole(value, low),
                    f"eval.{name} must be an integer >= {low} or None, got {value!r}")
+        for name, allowed in (("modes", EVAL_MODES), ("erase", EVAL_ERASE)):
+            value = getattr(self, name)
+            _check(isinstance(value, (list, tuple)) and len(value) > 0 and len(set(value)) == len(value)
+                   and all(v in allowed for v in value),
+                   f"eval.{name} must be a non-empty list of distinct names from {allowed}, got {value!r}")
+        _check(isinstance(self.gapfill, str) and bool(self.gapfill),
+               f"eval.gapfill must be auto, none or a path, got {self.gapfill!r}")
         device = self.device if isinstance(self.device, str) else ""
         _check(device in EVAL_DEVICES or (device.startswith("cuda:") and device[5:].isdigit()),
                f"eval.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,6 +42,18 @@ def parse_masks(text: str | Sequence[float]) -> tuple[float, ...]:
     if not values or any(not 0.0 <= v <= 1.0 for v in values):
         raise ValueError(f"masks {text!r}: each mask probability must lie in [0, 1]")
     return tuple(values)
+
+
+def parse_names(text: str | Sequence[str]) -> list[str]:
+    """``"complete,redraw"`` (or a sequence) -> ``["complete", "redraw"]``: stripped, empty items and repeats
+    left out, in the given order (the values are checked by ``EvalConfig.validate``)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in items:
+        name = str(item).strip().lower()
+        if name and name not in out:
+            out.append(name)
+    return out
 
 
 def mask_label(p: float) -> str:
@@ -184,6 +196,23 @@ class ModelRun:
     max_len: int                         # the model's max_seq_len (longest healed sketch it can draw)
     grid: dict[int, list[int]]           # category -> positions (into ids) of the sketches shown in its grid
     healed_grid: list[dict[int, list[np.ndarray]]]  # per mask level: category -> healed stroke-3 of those sketches
+    healing: list["HealingRun"] = field(default_factory=list)  # per erase kind x mask level x mode (and floor)
+
+
+@dataclass
+class HealingRun:
+    """One erase kind x mask level x healing mode of one model (``mode``: "complete", "redraw" or "floor" = the
+    corrupted input itself), over the sketches ``ModelRun.ids``."""
+
+    erase: str                           # "raster" (the published patch masks) or "vector"
+    mask: float
+    mode: str
+    codes: np.ndarray                    # (n, Nz) re-encoded healed sketches (floor: codes of the corrupted input)
+    pred: np.ndarray | None              # (n,) classifier labels of the same images (None: no classifier)
+    ink: list[dict[str, int]]            # per sketch: sketchheal.evaluation.healing.ink_counts
+    erased_fraction: float               # mean fraction of patch candidates erased
+    stats: dict[str, Any]                # counts of the healed drawings (added strokes, points, typical inputs)
+    seconds: float = 0.0                 # healing time (completion or decoding), rendering excluded
 
 
 def model_render_mode(healer) -> str:

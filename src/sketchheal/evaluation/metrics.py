@@ -18,7 +18,9 @@ Top-k, correct and published
     is a top-9 and their "top-50" a top-49. Reported so that our numbers can be set beside theirs.
 
 ``model_metrics`` applies them to one model's run (``evalset.ModelRun``): per mask level, healed and no-healing
-retrieval in both directions, recognition accuracy, per category, and the classifier's ceiling.
+retrieval in both directions, recognition accuracy, per category, and the classifier's ceiling (the published
+protocol: raster masks, redraw). ``healing_metrics`` gives, per erase kind, mask level and mode (and the floor), the
+ink measures (``sketchheal.evaluation.healing.summarise``) beside the same retrieval and recognition.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 
 from sketchheal.evaluation.evalset import KS, EvalSet, ModelRun, mask_label
+from sketchheal.evaluation.healing import summarise
 
 # Bytes of float64 distance matrix per chunk (a few temporaries of this size exist at once).
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -209,33 +212,60 @@ def model_metrics(run: ModelRun, ev: EvalSet, ps: Sequence[float], clf_labels: n
         ceiling_cat = {ev.categories[c]: accuracy(run.pred_clean[labels == c], y[labels == c])
                        for c in range(n_cat) if (labels == c).any()}
     rows, per_category = [], {ev.categories[c]: {} for c in np.unique(labels).tolist()}
-    for j, p in enumerate(ps):
-        h_q, h_cat = _retrieval(run.healed[j], run.gallery, labels, n_cat, device)
-        h_r, _ = _retrieval(run.gallery, run.healed[j], labels, n_cat, device)
+    nan = float("nan")
+    for j, p in enumerate(ps if run.corrupted else []):  # no raster masks evaluated: no published rows
+        if run.healed:
+            h_q, h_cat = _retrieval(run.healed[j], run.gallery, labels, n_cat, device)
+            h_r, _ = _retrieval(run.gallery, run.healed[j], labels, n_cat, device)
+        else:  # redraw not evaluated: the floor only
+            h_q, h_cat, h_r = None, {}, None
         f_q, f_cat = _retrieval(run.corrupted[j], run.gallery, labels, n_cat, device)
         f_r, _ = _retrieval(run.gallery, run.corrupted[j], labels, n_cat, device)
         h_acc = f_acc = None
         h_acc_cat: dict[int, float] = {}
         f_acc_cat: dict[int, float] = {}
         if y is not None:
-            h_acc = accuracy(run.pred_healed[j], y)
+            h_acc = accuracy(run.pred_healed[j], y) if run.healed else None
             f_acc = accuracy(run.pred_corrupted[j], y)
             h_acc_cat = {c: accuracy(run.pred_healed[j][labels == c], y[labels == c]) for c in h_cat}
             f_acc_cat = {c: accuracy(run.pred_corrupted[j][labels == c], y[labels == c]) for c in f_cat}
-        points = run.healed_points[j]
-        rows.append({
-            "mask": p,
-            "erased_fraction": run.erased_fraction[j],
-            "healed": {"healed_to_original": h_q, "original_to_healed": h_r, "accuracy": h_acc},
-            "no_healing": {"corrupted_to_original": f_q, "original_to_corrupted": f_r, "accuracy": f_acc},
-            "healed_sketches": {"empty": int((points == 0).sum()), "mean_points": float(points.mean()),
-                                "hit_max_len": int((points >= run.max_len).sum())},
-        })
-        for c in h_cat:
-            per_category[ev.categories[c]][mask_label(p)] = {
-                "n": h_cat[c]["n"],
-                "healed": {**{k: v for k, v in h_cat[c].items() if k != "n"}, "accuracy": h_acc_cat.get(c)},
-                "no_healing": {**{k: v for k, v in f_cat[c].items() if k != "n"}, "accuracy": f_acc_cat.get(c)},
-            }
+        row: dict[str, Any] = {"mask": p, "erased_fraction": run.erased_fraction[j]}
+        if run.healed:
+            points = run.healed_points[j]
+            row["healed"] = {"healed_to_original": h_q, "original_to_healed": h_r, "accuracy": h_acc}
+        row["no_healing"] = {"corrupted_to_original": f_q, "original_to_corrupted": f_r, "accuracy": f_acc}
+        if run.healed:
+            row["healed_sketches"] = {"empty": int((points == 0).sum()), "mean_points": float(points.mean())
+                                      if len(points) else nan, "hit_max_len": int((points >= run.max_len).sum())}
+        rows.append(row)
+        for c in f_cat:
+            entry: dict[str, Any] = {"n": f_cat[c]["n"]}
+            if c in h_cat:
+                entry["healed"] = {**{k: v for k, v in h_cat[c].items() if k != "n"}, "accuracy": h_acc_cat.get(c)}
+            entry["no_healing"] = {**{k: v for k, v in f_cat[c].items() if k != "n"}, "accuracy": f_acc_cat.get(c)}
+            per_category[ev.categories[c]][mask_label(p)] = entry
     ceiling_info = {"accuracy": ceiling, "per_category": ceiling_cat}
     return rows, per_category, ceiling_info
+
+
+def healing_metrics(run: ModelRun, ev: EvalSet, clf_labels: np.ndarray | None, device: torch.device
+                    ) -> list[dict[str, Any]]:
+    """One row per erase kind x mask level x mode of ``run.healing`` (the floor included): ``erase``, ``mask``,
+    ``mode``, ``erased_fraction``, ``ink`` (``summarise`` of the per-sketch ink counts: ``recall``,
+    ``precision``, ``kept``, their per-sketch means, ``f1``, pixel totals), the retrieval of the re-encoded
+    healed sketches in both directions (floor: of the corrupted input), ``accuracy``, ``healed_sketches`` and
+    ``seconds_per_sketch``."""
+    labels = ev.labels[run.ids]
+    n_cat = len(ev.categories)
+    y = clf_labels[run.ids] if clf_labels is not None else None
+    rows = []
+    for h in run.healing:
+        q, _ = _retrieval(h.codes, run.gallery, labels, n_cat, device)
+        r, _ = _retrieval(run.gallery, h.codes, labels, n_cat, device)
+        n = max(1, len(run.ids))
+        rows.append({"erase": h.erase, "mask": h.mask, "mode": h.mode, "erased_fraction": h.erased_fraction,
+                     "ink": summarise(h.ink), "healed_to_original": q, "original_to_healed": r,
+                     "accuracy": accuracy(h.pred, y) if y is not None and h.pred is not None else None,
+                     "healed_sketches": h.stats,
+                     "seconds_per_sketch": None if h.mode == "floor" else h.seconds / n})
+    return rows

@@ -37,24 +37,27 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from sketchheal.config import EvalConfig
-from sketchheal.data.dataset import make_loader
 from sketchheal.evaluation.diagnostics import code_stability, decoder_check
 from sketchheal.evaluation.evalset import (
-    KS, MASK_FILE, EvalSet, ModelRun, build_eval_set, encode, mask_label, model_names, model_render_mode,
-    parse_masks, sample_key,
+    KS, MASK_FILE, EvalSet, HealingRun, ModelRun, build_eval_set, encode, mask_label, model_names, model_render_mode,
+    parse_masks, parse_names, sample_key,
 )
-from sketchheal.evaluation.metrics import model_metrics
+from sketchheal.evaluation.healing import FRAME_SIZE, TOLERANCE
+from sketchheal.evaluation.inputs import HealedImages, InputImages, combos, erased_lines, loader
+from sketchheal.evaluation.inputs import progress as _progress
+from sketchheal.evaluation.metrics import healing_metrics, model_metrics
+from sketchheal.evaluation.modes import complete_batch, gapfill_for, ink_batch, place_redraw
 from sketchheal.evaluation.report import (
     per_category_markdown, results_markdown, write_grids, write_text,
 )
 from sketchheal.inference.candidates import best_of
 from sketchheal.inference.classify import Classifier, classify, load_classifier, map_labels
+from sketchheal.inference.complete import CompletionParams
+from sketchheal.inference.domain import load_domain
 from sketchheal.inference.loading import load_model
-from sketchheal.sketch.render import blank, corrupt, render_or_blank
-from sketchheal.sketch.strokes import denormalize
+from sketchheal.sketch.strokes import denormalize, polylines_to_stroke3, stroke3_to_polylines
 from sketchheal.utils.devices import pick_device
 from sketchheal.utils.fileio import json_safe, write_json
 from sketchheal.utils.paths import repo_root
@@ -84,86 +87,6 @@ def versions() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# rendering workers
-
-
-class _InputImages(torch.utils.data.Dataset):
-    """Item i = clean image (1,N,N) and corrupted images (P,1,N,N) of sketch ``ids[i]``; with a classifier of
-    another size/mode also its clean (1,M,M) and corrupted (P,1,M,M) images; plus erased fractions (P,)."""
-
-    def __init__(self, sketches, ids: np.ndarray, masks, ps: Sequence[float], size: int, mode: str,
-                 clf_size: int | None, clf_mode: str | None):
-        self.sketches, self.ids, self.masks, self.ps = sketches, ids, masks, list(ps)
-        self.size, self.mode, self.clf_size, self.clf_mode = size, mode, clf_size, clf_mode
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def _images(self, s3: np.ndarray, u: np.ndarray, size: int, mode: str
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        clean, corrupted, erased = None, [], []
-        for p in self.ps:
-            try:
-                c = corrupt(s3, u, p, size=size, mode=mode)
-            except ValueError:  # a sketch the renderer cannot draw (no ink): blank
-                corrupted.append(blank(size))
-                erased.append(0.0)
-                clean = blank(size) if clean is None else clean
-                continue
-            clean = c.clean if clean is None else clean
-            corrupted.append(c.corrupted)
-            erased.append(float(c.erased.mean()) if c.erased.size else 0.0)
-        return clean, np.stack(corrupted), np.asarray(erased, np.float32)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        sid = int(self.ids[i])
-        s3, u = self.sketches[sid], self.masks.uniforms(sid)
-        clean, corrupted, erased = self._images(s3, u, self.size, self.mode)
-        item = {"clean": torch.from_numpy(clean)[None], "corrupted": torch.from_numpy(corrupted)[:, None],
-                "erased": torch.from_numpy(erased)}
-        if self.clf_size is not None:
-            c_clean, c_corrupted, _ = self._images(s3, u, self.clf_size, self.clf_mode)
-            item["clf_clean"] = torch.from_numpy(c_clean)[None]
-            item["clf_corrupted"] = torch.from_numpy(c_corrupted)[:, None]
-        return item
-
-
-class _HealedImages(torch.utils.data.Dataset):
-    """Item i = healed sketch i (unnormalised stroke-3) rendered uncorrupted at the model's (and the classifier's)
-    size and mode: dict ``image (1,N,N)`` [+ ``clf_image (1,M,M)``]."""
-
-    def __init__(self, healed: list[np.ndarray], size: int, mode: str, clf_size: int | None,
-                 clf_mode: str | None):
-        self.healed, self.size, self.mode, self.clf_size, self.clf_mode = healed, size, mode, clf_size, clf_mode
-
-    def __len__(self) -> int:
-        return len(self.healed)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = {"image": torch.from_numpy(render_or_blank(self.healed[i], self.size, self.mode))[None]}
-        if self.clf_size is not None:
-            item["clf_image"] = torch.from_numpy(render_or_blank(self.healed[i], self.clf_size, self.clf_mode))[None]
-        return item
-
-
-def default_workers() -> int:
-    """Rendering workers when none are set: one less than the CPU count, at most 8."""
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
-
-
-def _loader(dataset: torch.utils.data.Dataset, batch_size: int, num_workers: int | None
-            ) -> torch.utils.data.DataLoader:
-    workers = default_workers() if num_workers is None else num_workers
-    return make_loader(dataset, batch_size, num_workers=workers, persistent_workers=False)
-
-
-def _progress(iterable, *, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # one model
 
 
@@ -177,6 +100,8 @@ class _Setup:
     clf: Classifier | None
     clf_separate: bool  # the classifier needs its own renderings (other size or render mode)
     config: EvalConfig
+    gapfill: Any = None  # completion's gap-filler (None: the model's own reconstruction)
+    domain: Any = None  # the model's typicality calibration (domain.json), as sketchheal.heal uses it
 
     @property
     def clf_size(self) -> int | None:
@@ -189,33 +114,63 @@ class _Setup:
 
 def _heal_stage(st: _Setup, ev: EvalSet, ids: np.ndarray, ps: Sequence[float], *, progress: bool,
                 desc: str) -> dict[str, Any]:
-    """Stage 1 over sketches ``ids``: gallery codes, corrupted codes, healed sketches (unnormalised stroke-3),
-    erased fractions and the classifier's labels for the clean and corrupted images."""
+    """Stage 1 over sketches ``ids``: gallery codes and, per (erase kind, p): the corrupted input's codes, the
+    healed sketches of each mode (unnormalised stroke-3), ink counts, erased fractions, the classifier's labels."""
     model, healer, cfg = st.healer.model, st.healer, st.config
-    out: dict[str, Any] = {"gallery": [], "corrupted": [[] for _ in ps], "healed": [[] for _ in ps],
-                           "erased": [[] for _ in ps], "pred_clean": [], "pred_corrupted": [[] for _ in ps]}
+    pairs = combos(cfg.erase, ps)
+    modes = list(cfg.modes)
+    runs = [(k, m) for k in pairs for m in modes]
+    out: dict[str, Any] = {"gallery": [], "pred_clean": [], "pairs": pairs, "modes": modes,
+                           "floor": {k: [] for k in pairs}, "pred_floor": {k: [] for k in pairs},
+                           "erased": {k: [] for k in pairs}, "healed": {r: [] for r in runs},
+                           "ink": {r: [] for r in runs + [(k, "floor") for k in pairs]},
+                           "added": {r: [] for r in runs}, "typical": {r: [] for r in runs},
+                           "seconds": {r: 0.0 for r in runs}}
     clean_key, corrupted_key = ("clf_clean", "clf_corrupted") if st.clf_separate else ("clean", "corrupted")
-    data = _InputImages(ev.sketches, ids, ev.masks, ps, st.size, st.mode, st.clf_size, st.clf_mode)
-    loader = _loader(data, cfg.batch_size, cfg.num_workers)
+    data = InputImages(ev.sketches, ids, ev.masks, pairs, st.size, st.mode, st.clf_size, st.clf_mode)
+    batches = loader(data, cfg.batch_size, cfg.num_workers)
     pos = 0
-    for batch in _progress(loader, total=len(loader), desc=f"{desc}: heal", enabled=progress):
+    for batch in _progress(batches, total=len(batches), desc=f"{desc}: heal", enabled=progress):
         batch_ids = ids[pos:pos + batch["clean"].shape[0]].tolist()
         pos += len(batch_ids)
+        originals = [stroke3_to_polylines(ev.sketches[sid]) for sid in batch_ids]
         out["gallery"].append(encode(model, batch["clean"]).cpu())
         if st.clf is not None:
             out["pred_clean"].append(classify(st.clf, batch[clean_key])[0])
-        for j, p in enumerate(ps):
+        for j, (kind, p) in enumerate(pairs):
             mu = encode(model, batch["corrupted"][:, j])  # (B, Nz)
-            out["corrupted"][j].append(mu.cpu())
-            out["erased"][j].append(batch["erased"][:, j].numpy())
-            # candidates > 1: the best of several by agreement with the corrupted input (never the original)
-            strokes, _ = best_of(model, mu, batch["corrupted"][:, j, 0].numpy(),
-                                 [sample_key(cfg.seed, p, sid) for sid in batch_ids], candidates=cfg.candidates,
-                                 scale=float(healer.scale), size=st.size, mode=st.mode,
-                                 max_len=int(healer.max_seq_len), temperature=cfg.temperature, greedy=cfg.greedy)
-            out["healed"][j] += [denormalize(s, float(healer.scale)) for s in strokes]
+            out["floor"][kind, p].append(mu.cpu())
+            out["erased"][kind, p].append(batch["erased"][:, j].numpy())
             if st.clf is not None:
-                out["pred_corrupted"][j].append(classify(st.clf, batch[corrupted_key][:, j])[0])
+                out["pred_floor"][kind, p].append(classify(st.clf, batch[corrupted_key][:, j])[0])
+            inputs = [erased_lines(o, ev.masks.uniforms(sid), p) for o, sid in zip(originals, batch_ids)]
+            out["ink"][(kind, p), "floor"] += ink_batch(originals, inputs, inputs)
+            if "redraw" in modes:
+                key, t0 = ((kind, p), "redraw"), time.perf_counter()
+                # candidates > 1: the best of several by agreement with the corrupted input (never the original)
+                strokes, _ = best_of(model, mu, batch["corrupted"][:, j, 0].numpy(),
+                                     [sample_key(cfg.seed, p, sid) for sid in batch_ids],
+                                     candidates=cfg.candidates, scale=float(healer.scale), size=st.size,
+                                     mode=st.mode, max_len=int(healer.max_seq_len), temperature=cfg.temperature,
+                                     greedy=cfg.greedy)
+                healed = [denormalize(s, float(healer.scale)) for s in strokes]
+                out["seconds"][key] += time.perf_counter() - t0
+                out["healed"][key] += healed
+                placed = [place_redraw(stroke3_to_polylines(h) if len(h) else [], o)
+                          for h, o in zip(healed, originals)]
+                out["ink"][key] += ink_batch(originals, inputs, placed)
+            if "complete" in modes:
+                key, t0 = ((kind, p), "complete"), time.perf_counter()
+                shown = batch["corrupted"][:, j, 0].numpy() if kind == "raster" else None
+                added, typical = complete_batch(healer, inputs, originals, shown, gapfill=st.gapfill,
+                                                domain=st.domain, batch_size=cfg.batch_size)
+                out["seconds"][key] += time.perf_counter() - t0
+                lines = [list(i) + a for i, a in zip(inputs, added)]
+                out["healed"][key] += [polylines_to_stroke3(x) if x else np.zeros((0, 3), np.float32)
+                                       for x in lines]
+                out["added"][key] += [[len(a), int(sum(len(x) for x in a))] for a in added]
+                out["typical"][key] += typical
+                out["ink"][key] += ink_batch(originals, inputs, lines)
     return out
 
 
@@ -223,48 +178,85 @@ def _reencode_stage(st: _Setup, healed: list[np.ndarray], *, progress: bool, des
                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """Stage 2: render the healed sketches uncorrupted (the model's size and mode) and encode them -> codes (n, Nz);
     with a classifier also its labels (n,) for them."""
-    data = _HealedImages(healed, st.size, st.mode, st.clf_size, st.clf_mode)
-    loader = _loader(data, st.config.batch_size, st.config.num_workers)
+    data = HealedImages(healed, st.size, st.mode, st.clf_size, st.clf_mode)
+    batches = loader(data, st.config.batch_size, st.config.num_workers)
     codes, preds = [], []
-    for batch in _progress(loader, total=len(loader), desc=desc, enabled=progress):
+    for batch in _progress(batches, total=len(batches), desc=desc, enabled=progress):
         codes.append(encode(st.healer.model, batch["image"]).cpu())
         if st.clf is not None:
             preds.append(classify(st.clf, batch["clf_image" if st.clf_separate else "image"])[0])
+    if not codes:
+        return np.zeros((0, 0), np.float32), (np.zeros(0, np.int64) if st.clf is not None else None)
     return torch.cat(codes).numpy(), (np.concatenate(preds) if st.clf is not None else None)
 
 
+def _stats(mode: str, healed: list[np.ndarray], added: list, typical: list) -> dict[str, Any]:
+    """What the healed drawings of one run look like (counts, means)."""
+    if mode == "floor":
+        return {}
+    points = np.array([len(s) for s in healed], np.int64)
+    out: dict[str, Any] = {"empty": int((points == 0).sum()), "mean_points": float(points.mean()) if len(points)
+                           else None}
+    if mode == "complete":
+        a = np.asarray(added, np.int64).reshape(-1, 2)
+        known = [t for t in typical if t is not None]
+        out.update({"with_added": int((a[:, 0] > 0).sum()), "mean_added_strokes": float(a[:, 0].mean()) if len(a)
+                    else None, "mean_added_points": float(a[:, 1].mean()) if len(a) else None,
+                    "typical": int(sum(known)) if known else None, "unlike": int(len(known) - sum(known))
+                    if known else None})
+    return out
+
+
 def run_model(healer, ev: EvalSet, ps: Sequence[float], config: EvalConfig, *, clf: Classifier | None = None,
-              progress: bool = False, desc: str = "model") -> ModelRun:
-    """Encode, heal (decode from the corrupted input's mean code), re-render and re-encode every sketch of the
-    evaluation set that fits the model's max_seq_len."""
+              progress: bool = False, desc: str = "model", gapfill: Any = None, domain: Any = None) -> ModelRun:
+    """Encode and heal every sketch of the evaluation set that fits the model's max_seq_len, for every erase kind,
+    mask level and mode of ``config``; re-render and re-encode the healed sketches. ``gapfill``: completion's
+    gap-filler (None: the model itself); ``domain``: the model's typicality calibration (None: none)."""
     healer.model.eval()
     size, mode = int(healer.image_size), model_render_mode(healer)
-    st = _Setup(healer=healer, size=size, mode=mode, clf=clf, config=config,
+    st = _Setup(healer=healer, size=size, mode=mode, clf=clf, config=config, gapfill=gapfill, domain=domain,
                 clf_separate=clf is not None and (clf.image_size != size or clf.render_mode != mode))
     ids = np.nonzero(ev.lengths <= int(healer.max_seq_len))[0]
     s1 = _heal_stage(st, ev, ids, ps, progress=progress, desc=desc)
-    healed_codes, pred_healed = [], []
-    for j, p in enumerate(ps):
-        codes, preds = _reencode_stage(st, s1["healed"][j], progress=progress,
-                                       desc=f"{desc}: re-encode {mask_label(p)}")
-        healed_codes.append(codes)
-        pred_healed.append(preds)
     with_clf = clf is not None
+    healing: list[HealingRun] = []
+    for kind, p in s1["pairs"]:
+        erased = float(np.concatenate(s1["erased"][kind, p]).mean())
+        for m in s1["modes"] + ["floor"]:
+            key = ((kind, p), m)
+            if m == "floor":
+                codes = torch.cat(s1["floor"][kind, p]).numpy()
+                preds = np.concatenate(s1["pred_floor"][kind, p]) if with_clf else None
+                healed, added, typical, seconds = [], [], [], 0.0
+            else:
+                healed, added, typical, seconds = (s1["healed"][key], s1["added"][key], s1["typical"][key],
+                                                   s1["seconds"][key])
+                codes, preds = _reencode_stage(st, healed, progress=progress,
+                                               desc=f"{desc}: re-encode {kind} {m} {mask_label(p)}")
+            healing.append(HealingRun(erase=kind, mask=p, mode=m, codes=codes, pred=preds, ink=s1["ink"][key],
+                                      erased_fraction=erased, stats=_stats(m, healed, added, typical),
+                                      seconds=seconds))
+    # The published protocol (raster masks, redraw): the record the committed results and the docs read.
+    pub = {(h.mask, h.mode): h for h in healing if h.erase == "raster"}
+    floor = [pub[p, "floor"] for p in ps] if "raster" in config.erase else []
+    redrawn = [pub[p, "redraw"] for p in ps] if floor and "redraw" in config.modes else []
+    raster_healed = [s1["healed"][((("raster", p)), "redraw")] for p in ps] if redrawn else []
     grid = {int(c): np.nonzero(ev.labels[ids] == c)[0][:config.grid_count].tolist()
             for c in np.unique(ev.labels[ids])}
     return ModelRun(
         ids=ids,
         gallery=torch.cat(s1["gallery"]).numpy(),
-        corrupted=[torch.cat(c).numpy() for c in s1["corrupted"]],
-        healed=healed_codes,
-        erased_fraction=[float(np.concatenate(e).mean()) for e in s1["erased"]],
-        healed_points=[np.array([len(s) for s in h], np.int64) for h in s1["healed"]],
+        corrupted=[h.codes for h in floor],
+        healed=[h.codes for h in redrawn],
+        erased_fraction=[h.erased_fraction for h in floor],
+        healed_points=[np.array([len(s) for s in h], np.int64) for h in raster_healed],
         pred_clean=np.concatenate(s1["pred_clean"]) if with_clf else None,
-        pred_corrupted=[np.concatenate(p) for p in s1["pred_corrupted"]] if with_clf else None,
-        pred_healed=pred_healed if with_clf else None,
+        pred_corrupted=[h.pred for h in floor] if with_clf else None,
+        pred_healed=[h.pred for h in redrawn] if with_clf else None,
         max_len=int(healer.max_seq_len),
         grid=grid,
-        healed_grid=[{c: [h[k] for k in pos] for c, pos in grid.items()} for h in s1["healed"]],
+        healed_grid=[{c: [h[k] for k in pos] for c, pos in grid.items()} for h in raster_healed],
+        healing=healing,
     )
 
 
@@ -306,6 +298,11 @@ def eval_config(config: EvalConfig | None = None, **overrides: Any) -> EvalConfi
         overrides["device"] = "auto"
     if "masks" in overrides:
         overrides["masks"] = list(parse_masks(overrides["masks"]))
+    for key in ("modes", "erase"):
+        if isinstance(overrides.get(key), str):
+            overrides[key] = parse_names(overrides[key])
+    if "gapfill" in overrides:
+        overrides["gapfill"] = "none" if overrides["gapfill"] in (None, False) else os.fspath(overrides["gapfill"])
     cfg = dataclasses.replace(config or EvalConfig(), **overrides)
     cfg.validate()
     return cfg
@@ -361,12 +358,16 @@ def evaluate(model_paths: Sequence[str | os.PathLike], data_paths: Sequence[str 
     metric_device = dev if dev.type == "cuda" else torch.device("cpu")
     models, per_category = [], {}
     for name, path, healer in zip(names, model_paths, healers):
-        run = run_model(healer, ev, ps, cfg, clf=clf, progress=progress, desc=name)
+        gapfill, gapfill_name = gapfill_for(cfg.gapfill, healer) if "complete" in cfg.modes else (None, None)
+        domain = load_domain(healer.source) if healer.source else None
+        run = run_model(healer, ev, ps, cfg, clf=clf, progress=progress, desc=name, gapfill=gapfill, domain=domain)
         rows, cats, ceiling = model_metrics(run, ev, ps, clf_labels, metric_device)
         size = int(healer.image_size)
         models.append({
             **_model_entry(name, path, healer, run, ev),
+            "gapfill": gapfill_name, "domain_calibration": domain is not None,
             "classifier_ceiling": ceiling, "results": rows,
+            "healing": healing_metrics(run, ev, clf_labels, metric_device),
             "grids": write_grids(out, name, run, ev, ps, model_render_mode(healer), size=max(128, size)),
             "decoder_check": decoder_check(healer, ev.sketches, run.ids, run.gallery, batch_size=cfg.batch_size),
             "code_stability": code_stability(healer, ev.sketches, run.ids, run.gallery, seed=cfg.seed,
@@ -376,7 +377,10 @@ def evaluate(model_paths: Sequence[str | os.PathLike], data_paths: Sequence[str 
 
     results = {
         "settings": {"masks": list(ps), "temperature": cfg.temperature, "greedy": cfg.greedy, "seed": cfg.seed,
-                     "candidates": cfg.candidates,
+                     "candidates": cfg.candidates, "modes": list(cfg.modes), "erase": list(cfg.erase),
+                     "gapfill": cfg.gapfill, "completion": dataclasses.asdict(CompletionParams()),
+                     "ink": {"size": FRAME_SIZE, "tolerance_px": TOLERANCE, "line_px": 1,
+                             "frame": "the original's bounding box, placed as the published rendering"},
                      "latent": "encoder mean (mu) of the corrupted image", "batch_size": cfg.batch_size,
                      "device": str(dev), "ks": list(KS), "distance": "euclidean",
                      "ties": "stable: equal distances go to the lower gallery index",
