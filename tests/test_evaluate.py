@@ -387,3 +387,114 @@ def test_stability_deformations():
         a, b = fn(s, np.random.default_rng(1)), fn(s, np.random.default_rng(1))
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a[:, 2], s[:, 2])
+
+
+# ---------------------------------------------------------------------------------------------------- issue 17
+
+
+def healing_rows(result: dict, model: int = 0) -> dict[tuple[str, float, str], dict]:
+    return {(h["erase"], h["mask"], h["mode"]): h for h in result["models"][model]["healing"]}
+
+
+def test_completion_and_redraw_side_by_side_with_the_floor_for_both_erase_kinds(models, sheep_npz, tmp_path):
+    gmlp, cnn = models
+    out = tmp_path / "both"
+    masks = (0.3, 1.0)
+    res = evaluate([gmlp], [sheep_npz], out_dir=out, masks=masks, erase="raster,vector", gapfill=cnn,
+                   max_per_category=5, batch_size=3, device="cpu", num_workers=0, grid_count=2, progress=False)
+    on_disk = strict_json(out / "results.json")
+    assert on_disk == res
+    s = res["settings"]
+    assert s["modes"] == ["complete", "redraw"] and s["erase"] == ["raster", "vector"] and s["gapfill"] == str(cnn)
+    assert s["ink"]["size"] == 128 and s["ink"]["tolerance_px"] == 2.0 and s["completion"]["passes"] >= 1
+    m = res["models"][0]
+    assert m["gapfill"] == str(cnn)
+    rows = healing_rows(res)
+    assert set(rows) == {(e, p, mode) for e in ("raster", "vector") for p in masks
+                         for mode in ("complete", "redraw", "floor")}
+    n = m["n_evaluated"]
+    for (erase, p, mode), h in rows.items():
+        ink = h["ink"]
+        assert ink["n"] == n and h["healed_to_original"]["n_queries"] == n and h["original_to_healed"]["n_queries"] == n
+        for key in ("recall", "precision", "kept"):
+            assert ink[key] is None or 0.0 <= ink[key] <= 1.0, (erase, p, mode, key)
+        assert h["accuracy"] is None  # one category: no classifier
+        if mode == "floor":  # the corrupted input itself: nothing of the erased ink, all of the input, nothing added
+            assert ink["recall"] == 0.0 and ink["kept"] == 1.0 and ink["precision"] is None
+            assert ink["px_erased"] > 0 and ink["px_added"] == 0 and h["seconds_per_sketch"] is None
+        else:
+            assert h["seconds_per_sketch"] >= 0.0
+        if mode == "complete":  # completion keeps every input stroke
+            assert ink["kept"] == 1.0 or ink["px_input"] == 0
+            assert 0 <= h["healed_sketches"]["with_added"] <= n
+    # The published columns are the raster redraw and the raster floor, number for number.
+    for r in m["results"]:
+        assert rows["raster", r["mask"], "redraw"]["healed_to_original"] == r["healed"]["healed_to_original"]
+        assert rows["raster", r["mask"], "redraw"]["original_to_healed"] == r["healed"]["original_to_healed"]
+        assert rows["raster", r["mask"], "floor"]["healed_to_original"] == r["no_healing"]["corrupted_to_original"]
+        assert rows["raster", r["mask"], "floor"]["erased_fraction"] == r["erased_fraction"]
+    # Both erase kinds erase the same candidates (one mask table).
+    for p in masks:
+        assert rows["raster", p, "floor"]["erased_fraction"] == rows["vector", p, "floor"]["erased_fraction"]
+    md = (out / "results.md").read_text()
+    for text in ("erased-ink recall", "added-ink precision", "kept ink", "none (floor)", "| vector | 0.3 |",
+                 "The published protocol", "Healed -> originals"):
+        assert text in md, text
+    assert md.count("| none (floor) |") == 2 * len(masks)
+
+
+def test_a_perfect_healer_scores_one_on_every_ink_measure(models, sheep_npz, tmp_path, monkeypatch):
+    """A completion that adds back exactly the original's strokes restores all the erased ink, adds only ink of
+    the original and keeps the input: recall = precision = kept = 1."""
+    import sketchheal.evaluation.protocol as protocol
+
+    def perfect(healer, inputs, originals, images, **kw):
+        return [[line.copy() for line in o] for o in originals], [None] * len(originals)
+
+    monkeypatch.setattr(protocol, "complete_batch", perfect)
+    res = evaluate([models[0]], [sheep_npz], out_dir=tmp_path / "p", masks=(0.5,), modes="complete",
+                   erase="vector,raster", max_per_category=4, batch_size=4, device="cpu", num_workers=0,
+                   grid_count=0, progress=False)
+    rows = healing_rows(res)
+    assert set(rows) == {(e, 0.5, m) for e in ("vector", "raster") for m in ("complete", "floor")}
+    for erase in ("vector", "raster"):
+        ink = rows[erase, 0.5, "complete"]["ink"]
+        assert ink["px_erased"] > 0 and ink["px_added"] > 0
+        assert ink["recall"] == 1.0 and ink["precision"] == 1.0 and ink["kept"] == 1.0, (erase, ink)
+        assert ink["recall_mean"] == 1.0 and ink["f1"] == 1.0
+
+
+def test_one_mode_one_erase_kind(models, sheep_npz, tmp_path):
+    """Only completion on vector erasure: no published rows (they are raster redraw), no grids, the floor still
+    beside it; the markdown has the healing table only."""
+    res = evaluate([models[0]], [sheep_npz], out_dir=tmp_path / "c", masks=(0.3,), modes=["complete"],
+                   erase=["vector"], gapfill=None, max_per_category=3, batch_size=3, device="cpu", num_workers=0,
+                   progress=False)
+    m = res["models"][0]
+    assert res["settings"]["gapfill"] == "none" and m["gapfill"] is None
+    assert m["results"] == [] and m["grids"] == []
+    assert set(healing_rows(res)) == {("vector", 0.3, "complete"), ("vector", 0.3, "floor")}
+    md = (tmp_path / "c" / "results.md").read_text()
+    assert "| vector | 0.3 |" in md and "The published protocol" not in md
+    strict_json(tmp_path / "c" / "results.json")
+    # Redraw alone on raster masks: the published rows as before, plus its healing rows.
+    red = evaluate([models[0]], [sheep_npz], out_dir=tmp_path / "r", masks=(0.3,), modes="redraw",
+                   max_per_category=3, batch_size=3, device="cpu", num_workers=0, grid_count=0, progress=False)
+    row = red["models"][0]["results"][0]
+    assert set(row) == {"mask", "erased_fraction", "healed", "no_healing", "healed_sketches"}
+    assert set(healing_rows(red)) == {("raster", 0.3, "redraw"), ("raster", 0.3, "floor")}
+
+
+def test_modes_erase_and_gapfill_settings_are_checked():
+    for name, value in (("modes", []), ("modes", ["paint"]), ("modes", ["redraw", "redraw"]), ("erase", ["pixels"]),
+                        ("erase", "raster"), ("gapfill", ""), ("gapfill", None)):
+        with pytest.raises(ValueError, match=f"eval.{name}"):
+            EvalConfig(**{name: value}).validate()
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    cfg = config_from_args(parser.parse_args(["evaluate", "--checkpoint", "m", "--data", "d", "-o", "o",
+                                              "--modes", "redraw", "--erase", "vector, raster", "--gapfill", "none"]))
+    assert cfg.modes == ["redraw"] and cfg.erase == ["vector", "raster"] and cfg.gapfill == "none"
+    with pytest.raises(ValueError, match="eval.erase"):
+        config_from_args(parser.parse_args(["evaluate", "--checkpoint", "m", "--data", "d", "-o", "o",
+                                            "--erase", "pencil"]))

@@ -1,4 +1,5 @@
-"""Evaluate sketch-healing models: retrieval top-k and recognition accuracy at fixed, reproducible masks.
+"""Evaluate sketch-healing models: healing by ink, retrieval top-k and recognition accuracy at fixed, reproducible
+masks, for completion and redraw side by side with the floor.
 
 Protocol (``docs/evaluation.md`` says it in full and compares it with each published variant):
 
@@ -6,20 +7,27 @@ Protocol (``docs/evaluation.md`` says it in full and compares it with each publi
    (and then, per model, to that model's ``max_seq_len``), optionally the first ``max_per_category`` of each
    category. Sketch ``i`` of this *evaluation set* is corrupted with row ``i`` of a ``MaskTable`` (seeded, saved as
    ``masks.npy``; or loaded from a file), so the masks are identical for every model and nested across ``p``
-   (``sketchheal.evaluation.evalset``).
-2. Per model and mask level ``p``: the corrupted image (the model's own size and render mode) is encoded; its
-   mean code ``mu`` is decoded into the healed sketch (temperature ``temperature``, seeded); the healed sketch is
-   rendered again, uncorrupted, and encoded (mean) = the *healed code*.
-3. Retrieval: gallery = mean codes of the uncorrupted sketches; query = healed codes ("healed -> originals"), and
+   (``sketchheal.evaluation.evalset``), for both erase kinds (``raster``: the published patch masks on the image;
+   ``vector``: the same squares erased from the strokes; ``sketchheal.evaluation.inputs``).
+2. Per model, erase kind and mask level ``p``, each mode of ``config.modes`` (``sketchheal.evaluation.modes``):
+   *redraw* (the published healing): the corrupted image's mean code ``mu`` is decoded into the healed sketch
+   (temperature ``temperature``, seeded); *complete* (``sketchheal heal``'s default): the input's strokes are kept
+   and strokes added, as ``sketchheal.heal`` does it. The healed sketch is rendered again, uncorrupted, and encoded
+   (mean) = the *healed code*.
+3. Ink (``sketchheal.evaluation.healing``): erased-ink recall, added-ink precision, kept ink of the healed drawing
+   against the original and the input, at 128 px in the original's frame.
+4. Retrieval: gallery = mean codes of the uncorrupted sketches; query = healed codes ("healed -> originals"), and
    the reverse ("originals -> healed": query = original codes, gallery = healed codes). Top-k = own counterpart
    among the k nearest (Euclidean), plus the published off-by-one "top-10 over the first 9 neighbours".
-4. Recognition (>= 2 categories and a classifier): fraction of healed sketches that the classifier assigns to the
+5. Recognition (>= 2 categories and a classifier): fraction of healed sketches that the classifier assigns to the
    original's category; its accuracy on the uncorrupted sketches is the ceiling.
-5. Floor: the same metrics with no healing (query = code of the corrupted image; classifier on the corrupted
-   image).
+6. Floor: the same metrics with no healing (the corrupted input itself: query = its code, classifier on its image;
+   ink recall 0, kept 1).
 
-Metrics: ``sketchheal.evaluation.metrics``; decoder check and code stability: ``.diagnostics``; tables, grids and
-files: ``.report``.
+``results.json``: ``models[].results`` = the published protocol (raster masks, redraw; the keys of earlier
+versions), ``models[].healing`` = one row per erase kind x mask level x mode and the floor. Metrics:
+``sketchheal.evaluation.metrics``; decoder check and code stability: ``.diagnostics``; tables, grids and files:
+``.report``.
 """
 
 from __future__ import annotations
