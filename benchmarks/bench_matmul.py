@@ -1,6 +1,7 @@
 """The machine's matrix-product rates: the yardstick of benchmarks/bench_train.py's floor.
 
-fp32 (and bf16) GEMM rates in GFLOP/s, with torch's default kernel (``torch.mm``: MKL on x86) and with oneDNN's
+fp32 (and bf16) GEMM rates in GFLOP/s (one thread: on this process's CPU time, which other processes on a shared
+machine hardly change; more threads: on wall time), with torch's default kernel (``torch.mm``: MKL on x86) and with oneDNN's
 (``torch.ops.mkldnn._linear_pointwise``, the kernel ``sketchheal.model.matmul`` uses when it is faster), for a large
 square product and for the shapes of the paper model's training step, at 1 thread and at every core.
 
@@ -90,9 +91,11 @@ def main() -> None:
             row = {"shape": name, "m": m, "k": k, "n": n, "threads": threads}
             for key, kernel, dtype in (("torch_fp32", "torch", torch.float32), ("onednn_fp32", "onednn", torch.float32),
                                        ("torch_bf16", "torch", torch.bfloat16)):
+                # one thread: this process's CPU time (robust on a shared machine); more threads: wall time
+                clock = time.process_time if threads == 1 else time.perf_counter
                 try:
                     row[key] = round(gemm_rate(m, k, n, kernel=kernel, dtype=dtype, threads=threads,
-                                               budget_s=args.budget), 1)
+                                               budget_s=args.budget, clock=clock), 1)
                 except (AttributeError, RuntimeError):
                     row[key] = None
             rows.append(row)
