@@ -21,8 +21,9 @@ from sketchheal.cli import demo as demo_cli
 from sketchheal.cli import main as cli
 from sketchheal.demo import app as demo
 from sketchheal.demo import logic
-from sketchheal.demo.logic import (DemoResult, OutputFolders, canvas_to_image, canvas_unchanged, example_canvas,
-                                   has_ink, heal_sketch, list_examples, results_html)
+from sketchheal.demo.logic import (ADDED_COLOUR, DemoResult, OutputFolders, canvas_to_image, canvas_unchanged,
+                                   completion_html, domain_warning, erasure_preview, example_canvas, has_ink,
+                                   heal_sketch, list_examples, model_name, results_html)
 
 CANVAS = logic.CANVAS_SIZE
 
@@ -40,6 +41,17 @@ def make_tiny_model(out_dir: Path, max_seq_len: int = 64) -> Path:
         model.decoder.fc_params.bias[-1] = -30.0  # the p_end logit
     save_release(model, out_dir, scale=10.0, max_seq_len=max_seq_len, categories=["sheep"])
     return out_dir
+
+
+def unlike_everything(model_dir: Path) -> Path:
+    """Give a tiny release a calibration (``domain.json``) under which every drawing is unlike what it learned."""
+    from sketchheal.config import preset
+    from sketchheal.inference.domain import Domain
+
+    nz = preset("tiny").model.z_size
+    Domain(categories=["sheep"], mean=np.zeros(nz), precision=np.eye(nz),
+           quantiles=np.linspace(0.0, 1e-9, 201)).save(model_dir)
+    return model_dir
 
 
 def drawing(size: int = CANVAS, rgba: bool = True) -> np.ndarray:
@@ -159,64 +171,152 @@ def test_unchanged_vector_example_is_recognised(examples: Path):
 # ------------------------------------------------------------------------------------------- healing
 
 
-def test_heal_sketch_returns_svg_markup_and_files(healer, tmp_path: Path):
+def kept_shares(lines: list[np.ndarray], ink: np.ndarray, pen: float) -> tuple[float, float]:
+    """``(ink covered, lines on ink)``: the share of ink pixels within ``pen`` of ``lines`` (pixel coordinates of
+    ``ink``) and the share of the lines' pixels on ink (within 1.5 px)."""
+    drawn = np.zeros(ink.shape, np.uint8)
+    for line in lines:
+        cv2.polylines(drawn, [np.rint(line).astype(np.int32).reshape(-1, 1, 2)], False, 255, 1)
+    to_lines = cv2.distanceTransform(255 - drawn, cv2.DIST_L2, 3)
+    to_ink = cv2.distanceTransform(np.where(ink, 0, 255).astype(np.uint8), cv2.DIST_L2, 3)
+    return float((to_lines[ink] <= pen).mean()), float((to_ink[drawn > 0] <= 1.5).mean())
+
+
+def test_completion_keeps_the_drawing_and_shows_two_groups(healer, tmp_path: Path):
     res = heal_sketch({"composite": drawing()}, healer=healer, out_dir=tmp_path, seed=3)
-    assert isinstance(res, DemoResult) and res.source == "canvas"
-    assert len(res.svgs) == 1 and res.svgs[0].lstrip().startswith("<svg") and "<path" in res.svgs[0]
-    assert res.svgs[0] in res.html and 'class="sh-sample"' in res.html
+    assert isinstance(res, DemoResult) and res.mode == "complete" and res.source == "canvas"
+    assert res.result.mode == "complete" and res.warning is None  # the tiny model has no calibration
+    svg = res.svgs[0]
+    assert len(res.svgs) == 1 and '<g id="input" stroke="black"' in svg
+    assert f'<g id="added" stroke="{ADDED_COLOUR}"' in svg
+    assert svg in res.html and 'class="sh-sample sh-complete"' in res.html
+    assert f'data-kept="{len(res.result.input_lines)}"' in res.html
     assert [p.name for p in res.svg_paths] == ["healed.svg"] and [p.name for p in res.png_paths] == ["healed.png"]
-    assert res.svg_paths[0].read_text() == res.svgs[0]
+    assert res.svg_paths[0].read_text() == svg and res.files == res.svg_paths + res.png_paths
     png = cv2.imread(str(res.png_paths[0]), cv2.IMREAD_UNCHANGED)
-    assert png is not None and png.ndim == 2 and png.min() == 0
+    assert png is not None and png.ndim == 3 and png.min() == 0
     assert res.input_image.shape == (logic.RESULT_SIZE, logic.RESULT_SIZE) and res.input_image.dtype == np.uint8
-    assert res.files == res.svg_paths + res.png_paths
+    # the input's strokes are the drawing: its centre lines, in the canvas's pixels
+    ink = canvas_to_image(drawing()) < 128
+    covered, on_ink = kept_shares(res.result.input_lines, ink, pen=6.0)  # the 8-px pen's half width + 2
+    assert covered > 0.98 and on_ink > 0.99, (covered, on_ink)
 
 
-def test_several_samples_give_one_svg_and_png_each(healer, tmp_path: Path):
-    res = heal_sketch({"composite": drawing()}, healer=healer, out_dir=tmp_path, samples=3, temperature=0.5)
-    assert len(res.svgs) == 3 and res.html.count("<svg") == 3
+@pytest.fixture(scope="module")
+def bundled():
+    from sketchheal.inference.loading import load_model
+    from sketchheal.utils.paths import BUNDLED_MODEL_DIR
+
+    if not (BUNDLED_MODEL_DIR / "config.json").is_file():
+        pytest.skip("this installation ships without the bundled model")
+    return load_model(device="cpu")
+
+
+def test_bundled_model_adds_strokes_in_colour_and_keeps_the_example(bundled, tmp_path: Path):
+    from sketchheal.inference.inputs import expand_inputs
+
+    path = logic.EXAMPLES_DIR / "sheep_gaps.ndjson"
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not among the bundled examples")
+    res = heal_sketch({"composite": example_canvas(path)}, healer=bundled, out_dir=tmp_path, example=path)
+    assert res.source == str(path) and res.result.added_lines, "no stroke was added to a sheep with gaps"
+    given = expand_inputs([path], limit=1)[0].lines
+    assert len(res.result.input_lines) == len(given)
+    for a, b in zip(res.result.input_lines, given):
+        np.testing.assert_array_equal(a, b)  # the example's own strokes, bit for bit
+    assert res.svgs[0].split('<g id="added"')[1].count("<path") == len(res.result.added_lines)
+    png = cv2.imread(str(res.png_paths[0]), cv2.IMREAD_COLOR)
+    r, g, b = (int(ADDED_COLOUR[i:i + 2], 16) for i in (1, 3, 5))
+    assert (np.abs(png.astype(int) - (b, g, r)).sum(2) < 60).sum() > 20  # the added strokes, in colour
+    assert "added stroke" in res.html and ADDED_COLOUR in res.html
+
+
+def test_redraw_gives_one_svg_and_png_per_sample(healer, tmp_path: Path):
+    res = heal_sketch({"composite": drawing()}, healer=healer, out_dir=tmp_path, mode="redraw", samples=3,
+                      temperature=0.5)
+    assert res.mode == "redraw" and len(res.svgs) == 3 and res.html.count("<svg") == 3
     assert sorted(p.name for p in res.files) == sorted(
         [f"healed_s{k}.{ext}" for k in range(3) for ext in ("svg", "png")])
     assert len(set(res.svgs)) == 3  # different noise per sample
+    assert all("<path" in svg for svg in res.svgs) and res.svg_paths[0].read_text() == res.result.to_svg(0)
+    png = cv2.imread(str(res.png_paths[0]), cv2.IMREAD_UNCHANGED)
+    assert png.ndim == 2 and png.min() == 0
 
 
-def test_best_of_candidates_heals_and_is_seeded(healer, tmp_path: Path):
-    a = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "a", seed=2, temperature=0.5, candidates=4)
-    b = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "b", seed=2, temperature=0.5, candidates=4)
-    default = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "c", seed=2, temperature=0.5)
-    eight = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "d", seed=2, temperature=0.5, candidates=8)
+def test_best_of_candidates_redraws_and_is_seeded(healer, tmp_path: Path):
+    kw = dict(healer=healer, seed=2, temperature=0.5, mode="redraw")
+    a = heal_sketch(drawing(), out_dir=tmp_path / "a", candidates=4, **kw)
+    b = heal_sketch(drawing(), out_dir=tmp_path / "b", candidates=4, **kw)
+    default = heal_sketch(drawing(), out_dir=tmp_path / "c", **kw)
+    eight = heal_sketch(drawing(), out_dir=tmp_path / "d", candidates=8, **kw)
     assert a.svgs == b.svgs and default.svgs == eight.svgs and len(a.svgs) == 1  # the default is best of 8
 
 
-def test_same_settings_give_the_same_healing(healer, tmp_path: Path):
-    a = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "a", seed=5, mask=0.5)
-    b = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "b", seed=5, mask=0.5)
+@pytest.mark.parametrize("mode", ["complete", "redraw"])
+def test_same_settings_give_the_same_healing(healer, tmp_path: Path, mode):
+    a = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "a", seed=5, mask=0.5, mode=mode)
+    b = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "b", seed=5, mask=0.5, mode=mode)
     assert a.svgs == b.svgs
     np.testing.assert_array_equal(a.input_image, b.input_image)
 
 
-def test_patch_masking_erases_ink_from_the_model_input(healer, tmp_path: Path):
-    plain = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "p0")
-    masked = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "p1", mask=1.0)
+@pytest.mark.parametrize("mode", ["complete", "redraw"])
+def test_erasing_takes_ink_from_the_model_input(healer, tmp_path: Path, mode):
+    plain = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "p0", mode=mode)
+    masked = heal_sketch(drawing(), healer=healer, out_dir=tmp_path / "p1", mask=1.0, mode=mode)
     ink = lambda r: int((r.input_image < 128).sum())  # noqa: E731
-    assert 0 <= ink(masked) < ink(plain)
+    assert 0 <= ink(masked) < ink(plain) and masked.result.masked
+
+
+def test_erasure_preview_shows_what_heal_erases(healer, tmp_path: Path):
+    from sketchheal.sketch.viz import draw_lines
+
+    value = {"composite": drawing()}
+    assert erasure_preview(value, healer=healer, mask=0.0) is None  # nothing erased: no preview
+    assert erasure_preview({"composite": np.full((64, 64, 4), 255, np.uint8)}, healer=healer, mask=0.5) is None
+    preview = erasure_preview(value, healer=healer, mask=0.6, seed=1)
+    assert preview.shape == (logic.RESULT_SIZE, logic.RESULT_SIZE, 3) and preview.dtype == np.uint8
+    whole = heal_sketch(value, healer=healer, out_dir=tmp_path / "a").result.input_lines
+    kept = heal_sketch(value, healer=healer, out_dir=tmp_path / "b", mask=0.6, seed=1).result.input_lines
+    assert 0 < sum(map(len, kept)) < sum(map(len, whole)) + 2 * len(kept)
+    # the preview is the whole drawing in grey with what Heal keeps in black, in the canvas's frame
+    expected = np.full_like(preview, 255)
+    scale, lw = logic.RESULT_SIZE / CANVAS, max(2, logic.RESULT_SIZE // 64)
+    draw_lines(expected, whole, scale, np.zeros(2), lw, logic.ERASED_GREY)
+    draw_lines(expected, kept, scale, np.zeros(2), lw, (0, 0, 0))
+    np.testing.assert_array_equal(preview, expected)
+    assert (preview == logic.ERASED_GREY).all(2).sum() > 100
+
+
+def test_erasure_preview_in_redraw_mode_is_the_published_masking(healer, tmp_path: Path):
+    value = {"composite": drawing()}
+    preview = erasure_preview(value, healer=healer, mask=1.0, seed=1, mode="redraw")
+    res = heal_sketch(value, healer=healer, out_dir=tmp_path, mask=1.0, seed=1, mode="redraw")
+    black = (preview == 0).all(2)
+    assert (preview == logic.ERASED_GREY).all(2).any()
+    assert float(np.mean(black != (res.input_image < 128))) < 0.01  # what the model saw
 
 
 def test_unchanged_vector_example_is_healed_from_its_strokes(healer, examples: Path, tmp_path: Path):
     path = examples / "b_sheep.npz"
     value = {"composite": example_canvas(path)}
-    res = heal_sketch(value, healer=healer, out_dir=tmp_path / "a", example=path)
-    assert res.source == str(path)
+    for mode in ("complete", "redraw"):
+        res = heal_sketch(value, healer=healer, out_dir=tmp_path / mode, example=path, mode=mode)
+        assert res.source == str(path) and res.mode == mode
+    np.testing.assert_array_equal(np.concatenate(res.result.input_lines)[0], [0.0, 0.0])  # the stroke-3 frame
     edited = example_canvas(path)
     edited[50:60, 50:300, :3] = 0
     assert heal_sketch({"composite": edited}, healer=healer, out_dir=tmp_path / "b", example=path).source == "canvas"
 
 
-def test_example_longer_than_the_model_allows_is_healed_as_a_picture(healer, tmp_path: Path):
+def test_example_longer_than_the_model_allows_is_redrawn_as_a_picture(healer, tmp_path: Path):
     path = tmp_path / "long.npz"
     np.savez(path, strokes=sheep_strokes(healer.max_seq_len + 10))
-    res = heal_sketch({"composite": example_canvas(path)}, healer=healer, out_dir=tmp_path / "o", example=path)
+    value = {"composite": example_canvas(path)}
+    res = heal_sketch(value, healer=healer, out_dir=tmp_path / "o", example=path, mode="redraw")
     assert res.source == "canvas" and "<path" in res.svgs[0]
+    # completion has no length limit: it keeps the example's strokes
+    assert heal_sketch(value, healer=healer, out_dir=tmp_path / "c", example=path).source == str(path)
 
 
 @pytest.mark.parametrize("value", [None, {"composite": np.full((64, 64, 4), 255, np.uint8)}])
@@ -226,17 +326,50 @@ def test_empty_canvas_is_a_clear_error(healer, tmp_path: Path, value):
 
 
 @pytest.mark.parametrize("kwargs, message", [({"samples": 0}, "samples"), ({"samples": 99}, "samples"),
-                                             ({"mask": 1.5}, "masking"), ({"temperature": 0.0}, "temperature"),
+                                             ({"mask": 1.5}, "erase"), ({"mode": "repaint"}, "mode"),
+                                             ({"temperature": 0.0, "mode": "redraw"}, "temperature"),
                                              ({"candidates": 0}, "candidates"), ({"candidates": 99}, "candidates")])
 def test_bad_settings_are_refused(healer, tmp_path: Path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         heal_sketch(drawing(), healer=healer, out_dir=tmp_path, **kwargs)
 
 
+def test_domain_warning_says_what_the_model_learned(tmp_path: Path):
+    from sketchheal.inference.loading import load_model
+
+    odd = load_model(unlike_everything(make_tiny_model(tmp_path / "tiny")), device="cpu")
+    res = heal_sketch(drawing(), healer=odd, out_dir=tmp_path / "c")
+    assert res.warning.startswith("This model learned sheep; your drawing is unlike 99")
+    assert res.warning.endswith("% of them: only its gaps are filled, no parts are added.")
+    assert res.warning == domain_warning(res.result)
+    redrawn = heal_sketch(drawing(), healer=odd, out_dir=tmp_path / "r", mode="redraw")
+    assert redrawn.warning.endswith(": the redrawn sketch may not follow it.")
+
+
+def test_model_is_named_by_what_it_learned(healer):
+    from dataclasses import replace
+
+    from sketchheal.utils.paths import BUNDLED_MODEL_DIR
+
+    assert model_name(healer) == "Sheep (loaded model)" and "/" not in model_name(healer)
+    assert model_name(replace(healer, categories=["aaron_sheep"], source=str(BUNDLED_MODEL_DIR))) == \
+        "Sheep (bundled model)"
+    assert model_name(replace(healer, categories=["cat", "dog", "aaron_sheep"])) == "Cat, dog and sheep (loaded model)"
+    assert model_name(replace(healer, categories=list("abcde"))).startswith("5 kinds of drawings (a, b, c, ...)")
+    assert model_name(replace(healer, categories=[], source="")) == "Drawings of an unnamed kind (loaded model)"
+
+
 def test_results_html_captions_each_sample():
     svg = '<svg xmlns="http://www.w3.org/2000/svg"><path d="M0 0 L1 1"/></svg>'
     out = results_html([svg, "<svg></svg>"], [12, 0])
     assert out.count("<figure") == 2 and "sample 1: 1 stroke, 12 points" in out and "sample 2: empty" in out
+
+
+def test_completion_html_says_which_strokes_are_which():
+    out = completion_html("<svg></svg>", 5, 2, erased=True)
+    assert "your drawing after erasing (5 strokes), kept as drawn" in out and "2 added strokes" in out
+    assert ADDED_COLOUR in out and 'data-added="2"' in out
+    assert "nothing added" in completion_html("<svg></svg>", 1, 0)
 
 
 def test_output_folders_are_fresh_and_pruned(tmp_path: Path):
@@ -293,6 +426,31 @@ def test_page_is_built_offline_with_the_brush_ready(healer, examples: Path, tmp_
     assert demo.CANVAS_ID in demo.SELECT_BRUSH_JS
     theme = demo.theme()
     assert theme._stylesheets == [] and "googleapis" not in theme._get_theme_css()
+
+
+def test_page_has_a_mode_switch_plain_controls_and_advanced_settings(healer, tmp_path: Path):
+    gr = pytest.importorskip("gradio")
+    app = demo.build_app(healer, outputs=OutputFolders(tmp_path / "o"), examples_dir=tmp_path / "none")
+    by_id = {b.elem_id: b for b in app.blocks.values() if getattr(b, "elem_id", None)}
+    mode = by_id["sketchheal-mode"]
+    assert isinstance(mode, gr.Radio) and mode.value == "complete"
+    assert [tuple(c) for c in mode.choices] == [("Complete the drawing", "complete"),
+                                                ("Redraw from the code (published)", "redraw")]
+    assert by_id["sketchheal-mask"].label == "Erase parts before healing" and by_id["sketchheal-parts"].value is True
+    assert isinstance(by_id["sketchheal-heal"], gr.Button) and by_id["sketchheal-heal"].value == "Heal"
+    advanced = by_id["sketchheal-advanced"]
+    assert isinstance(advanced, gr.Accordion) and advanced.label == "Advanced" and advanced.open is False
+    inside, todo = set(), list(advanced.children)
+    while todo:  # every component inside the accordion
+        block = todo.pop()
+        todo.extend(getattr(block, "children", []))
+        inside.add(block.elem_id)
+    inside.discard(None)
+    assert inside == {"sketchheal-seed", "sketchheal-temperature", "sketchheal-candidates", "sketchheal-samples"}
+    assert by_id["sketchheal-erased"].visible is False and by_id["sketchheal-domain"].visible is False
+    header = by_id["sketchheal-header"].value
+    assert "Model: **Sheep (loaded model)**" in header and str(healer.source) not in header
+
 
 
 def test_page_without_examples_hides_the_picker(healer, tmp_path: Path):

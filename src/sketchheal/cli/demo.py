@@ -13,8 +13,9 @@ def register(subparsers) -> None:
     """Add ``sketchheal demo``."""
     p = subparsers.add_parser(
         "demo", help="draw or pick a sketch, erase parts, heal it in the browser (needs sketchheal[demo])",
-        description="Serve a local web page to draw a sketch (or pick an example), erase parts of it or apply "
-                    "the published patch masking, and heal it into a vector sketch. Works offline; uploads are "
+        description="Serve a local web page to draw a sketch (or pick an example), erase parts of it, and heal "
+                    "it: complete it (your strokes kept, the added strokes in colour) or redraw it as the "
+                    "published method does. Works offline; uploads are "
                     f"limited to {MAX_UPLOAD_MB} MB; the files it writes are removed when it stops. "
                     "Needs Gradio: pip install 'sketchheal[demo]'.")
     p.add_argument("--checkpoint", default=None, metavar="PATH",

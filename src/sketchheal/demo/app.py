@@ -1,5 +1,7 @@
-"""The demo page (Gradio): draw or pick a sketch, erase parts of it, heal it. The work is done by
-``sketchheal.demo.logic``; this module only builds and serves the page (``sketchheal demo`` is ``sketchheal.cli.demo``).
+"""The demo page (Gradio): draw or pick a sketch, erase parts of it, heal it (complete it, or redraw it as published).
+The work is done by ``sketchheal.demo.logic``; this module only builds and serves the page (``sketchheal demo`` is
+``sketchheal.cli.demo``). At 1280 x 720 the whole working area, the Heal button included, is visible without
+scrolling.
 
 The page runs offline: analytics and version checks are switched off before Gradio is imported, and the theme uses
 system fonts only. Gradio is an optional dependency (``pip install 'sketchheal[demo]'``) and is imported only
@@ -22,8 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-from sketchheal.demo.logic import (BRUSH_RADIUS, CANVAS_SIZE, MAX_CANDIDATES, MAX_SAMPLES, MAX_UPLOAD_MB,
-                                   RESULT_SIZE, OutputFolders, example_canvas, heal_sketch, list_examples)
+from sketchheal.demo.logic import (BRUSH_RADIUS, CANVAS_SIZE, MAX_CANDIDATES, MAX_SAMPLES, MAX_UPLOAD_MB, MODES,
+                                   OutputFolders, erasure_preview, example_canvas, heal_sketch, list_examples,
+                                   model_name)
 from sketchheal.inference.candidates import DEFAULT_CANDIDATES
 from sketchheal.inference.loading import Healer, load_model
 
@@ -63,14 +66,19 @@ CSS = """
 .sh-results { display: flex; flex-wrap: wrap; gap: 12px; }
 .sh-sample { margin: 0; text-align: center; }
 .sh-sample svg { width: 256px; height: 256px; border: 1px solid #d0d0d0; border-radius: 6px; background: white; }
-.sh-sample figcaption { font-size: 0.85em; color: #666; }
+.sh-complete svg { width: 100%; max-width: 420px; height: auto; max-height: 400px; }
+.sh-sample figcaption { font-size: 0.85em; color: #555; }
+.sh-swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px; vertical-align: -0.1em; }
 .sh-note { color: #666; }
+.sh-warning { background: #fff4d6; border: 1px solid #e8c25a; border-radius: 6px; padding: 2px 10px; }
+#sketchheal-header h2 { margin: 0 0 2px 0; }
+#sketchheal-header p { margin: 0; }
 """
-INTRO = (
-    "Draw a sketch (or pick an example), erase parts of it with the eraser or the white brush, or let the "
-    "published patch masking erase squares at random (probability *p*). Press **Heal**: the model completes it "
-    "as a vector drawing."
-)
+INTRO = ("Draw (the brush is ready) or pick an example, then press **Heal**: your strokes stay black, what is "
+         "added is in colour.")
+# Heights on the page (CSS px): the canvas component and the erasure preview.
+CANVAS_HEIGHT = 480
+PREVIEW_HEIGHT = 200
 
 
 def configure_offline() -> None:
@@ -115,39 +123,50 @@ def theme():
 
 
 def _model_line(healer: Healer) -> str:
-    cats = ", ".join(healer.categories[:6]) + (" ..." if len(healer.categories) > 6 else "")
-    return (f"Model: `{healer.source}` ({healer.image_size} px input"
-            + (f"; trained on {cats}" if cats else "") + ")")
+    return f"Model: **{model_name(healer)}**"
 
 
 def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
               examples_dir: str | os.PathLike | None = None):
     """The demo page as a ``gr.Blocks``, not yet served (see :func:`serve`).
 
-    ``outputs``: where each press of Heal writes its files (default: a temporary folder removed at exit).
-    ``examples_dir``: the examples to offer (default: the package's ``EXAMPLES_DIR``; none is fine).
+    Three columns at 1280 x 720 (the Heal button above the fold): the canvas and the example picker | the mode,
+    the erasing, Heal, the erasure preview and the "Advanced" settings | the status, the domain warning, the
+    result and its files. ``outputs``: where each press of Heal writes its files (default: a temporary folder
+    removed at exit). ``examples_dir``: the examples to offer (default: the package's ``EXAMPLES_DIR``).
     """
     gr = _import_gradio()
     outputs = outputs or OutputFolders()
     examples = list_examples(examples_dir)
     by_name = {p.name: p for p in examples}
 
-    def on_heal(value, mask, seed, temperature, samples, example_name, runs, candidates=DEFAULT_CANDIDATES):
+    def on_heal(value, mode, mask, parts, seed, temperature, samples, candidates, example_name, runs):
         example = by_name.get(example_name) if example_name else None
         run = int(runs or 0) + 1  # per browser session
+        mask, seed = float(mask or 0), int(seed or 0)
         start = time.perf_counter()
         try:
-            res = heal_sketch(value, healer=healer, out_dir=outputs.new(), mask=float(mask or 0), seed=int(seed or 0),
-                              temperature=temperature, samples=int(samples), example=example,
+            res = heal_sketch(value, healer=healer, out_dir=outputs.new(), mode=mode, parts=bool(parts), mask=mask,
+                              seed=seed, temperature=temperature, samples=int(samples), example=example,
                               candidates=int(candidates or DEFAULT_CANDIDATES))
+            preview = _preview(value, mode, mask, seed, example)
         except ValueError as e:
             gr.Warning(str(e))
-            return gr.update(), gr.update(), gr.update(), f"Run {run}: not healed: {e}", run
-        what = f"the strokes of `{Path(res.source).name}`" if res.source != "canvas" else "the drawing"
-        status = (f"Run {run}: healed {what} (p = {float(mask or 0):g}, seed {int(seed or 0)}, "
-                  f"temperature {float(temperature):g}, best of {int(candidates or DEFAULT_CANDIDATES)}) "
-                  f"in {time.perf_counter() - start:.1f} s")
-        return res.input_image, res.html, [str(p) for p in res.files], status, run
+            return (gr.update(), gr.update(), f"Run {run}: not healed: {e}", gr.update(visible=False),
+                    gr.update(), run)
+        return (res.html, [str(p) for p in res.files], _status(run, res, mask, seed, time.perf_counter() - start),
+                gr.update(value=res.warning or "", visible=bool(res.warning)), preview, run)
+
+    def _preview(value, mode, mask, seed, example):
+        picture = erasure_preview(value, healer=healer, mask=float(mask or 0), seed=int(seed or 0), mode=mode,
+                                  example=example)
+        return gr.update(value=picture, visible=picture is not None)
+
+    def on_preview(value, mode, mask, seed, example_name):
+        try:
+            return _preview(value, mode, mask, seed, by_name.get(example_name) if example_name else None)
+        except ValueError:
+            return gr.update(visible=False)
 
     def on_example(name):
         if not name or name not in by_name:
@@ -156,14 +175,14 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
         return {"background": picture, "layers": [], "composite": picture}, name
 
     with gr.Blocks(title="sketchheal demo", analytics_enabled=False) as app:
-        gr.Markdown(f"## Sketch healing\n{INTRO}\n\n{_model_line(healer)}")
+        gr.Markdown(f"## Sketch healing\n{INTRO} {_model_line(healer)}", elem_id="sketchheal-header")
         example_state = gr.State(None)
         runs = gr.State(0)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=1):
+            with gr.Column(scale=5, min_width=380):
                 canvas = gr.Sketchpad(
-                    label="Your sketch", type="numpy", image_mode="RGBA", format="png", elem_id=CANVAS_ID,
-                    canvas_size=(CANVAS_SIZE, CANVAS_SIZE), height=CANVAS_SIZE + 60, layers=False,
+                    label="Your drawing", type="numpy", image_mode="RGBA", format="png", elem_id=CANVAS_ID,
+                    canvas_size=(CANVAS_SIZE, CANVAS_SIZE), height=CANVAS_HEIGHT, layers=False,
                     brush=gr.Brush(colors=BRUSH_COLORS, default_color=BRUSH_COLORS[0], color_mode="fixed",
                                    default_size=BRUSH_RADIUS),
                     eraser=gr.Eraser(default_size=3 * BRUSH_RADIUS))
@@ -171,35 +190,58 @@ def build_app(healer: Healer, *, outputs: OutputFolders | None = None,
                                            visible=bool(examples), elem_id="sketchheal-example")
                 if not examples:
                     gr.Markdown("No examples are installed: draw your own.", elem_classes="sh-note")
-                with gr.Row():
-                    mask = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Patch masking p (0 = off)",
-                                     info="erase each of up to 20 squares along the lines with probability p",
-                                     elem_id="sketchheal-mask")
-                    seed = gr.Number(value=0, precision=0, label="Seed", info="masks and sampling",
-                                     elem_id="sketchheal-seed")
-                with gr.Row():
-                    temperature = gr.Slider(0.01, 1.0, value=0.1, step=0.01, label="Temperature",
+            with gr.Column(scale=4, min_width=280):
+                mode = gr.Radio(choices=[(label, key) for key, label in MODES.items()], value="complete",
+                                label="Healing", elem_id="sketchheal-mode")
+                mask = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Erase parts before healing",
+                                 info="0 = heal it as drawn",
+                                 elem_id="sketchheal-mask")
+                parts = gr.Checkbox(value=True, label="Also add missing parts (off: only fill gaps)",
+                                    elem_id="sketchheal-parts")
+                heal_button = gr.Button("Heal", variant="primary", size="lg", elem_id="sketchheal-heal")
+                erased = gr.Image(label="What Heal erases (grey)", type="numpy", image_mode="RGB",
+                                  interactive=False, visible=False, height=PREVIEW_HEIGHT, buttons=[],
+                                  elem_id="sketchheal-erased")
+                with gr.Accordion("Advanced", open=False, elem_id="sketchheal-advanced"):
+                    seed = gr.Number(value=0, precision=0, label="Seed",
+                                     info="which parts are erased; the redraw's sampling", elem_id="sketchheal-seed")
+                    temperature = gr.Slider(0.01, 1.0, value=0.1, step=0.01, label="Temperature (redraw)",
                                             elem_id="sketchheal-temperature")
-                    samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples",
+                    candidates = gr.Slider(1, MAX_CANDIDATES, value=DEFAULT_CANDIDATES, step=1,
+                                           label="Candidates, best of K (redraw)",
+                                           info="draw K per sample, keep the one closest to your strokes",
+                                           elem_id="sketchheal-candidates")
+                    samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples (redraw)",
                                         elem_id="sketchheal-samples")
-                candidates = gr.Slider(1, MAX_CANDIDATES, value=DEFAULT_CANDIDATES, step=1,
-                                       label="Candidates (best of K)",
-                                       info="draw K per sample, keep the one that best keeps the visible strokes",
-                                       elem_id="sketchheal-candidates")
-                heal_button = gr.Button("Heal", variant="primary", elem_id="sketchheal-heal")
-            with gr.Column(scale=1):
-                model_input = gr.Image(label="What the model sees (after masking)", type="numpy",
-                                       image_mode="L", interactive=False, height=RESULT_SIZE - 16,
-                                       buttons=["download"], elem_id="sketchheal-input")
+            with gr.Column(scale=5, min_width=380):
                 status = gr.Markdown("Draw, then press **Heal**.", elem_id="sketchheal-status")
+                warning = gr.Markdown("", visible=False, elem_id="sketchheal-domain", elem_classes="sh-warning")
                 healed = gr.HTML(label="Healed", elem_id="sketchheal-healed")
                 files = gr.File(label="Download SVG / PNG", file_count="multiple", interactive=False,
                                 elem_id="sketchheal-files")
 
-        example_pick.input(on_example, example_pick, [canvas, example_state])
-        heal_button.click(on_heal, [canvas, mask, seed, temperature, samples, example_state, runs, candidates],
-                          [model_input, healed, files, status, runs])
+        preview_in = [canvas, mode, mask, seed, example_state]
+        quiet = dict(show_progress="hidden", trigger_mode="always_last", concurrency_id="preview")
+        example_pick.input(on_example, example_pick, [canvas, example_state]).then(on_preview, preview_in, erased,
+                                                                                   **quiet)
+        for control in (mask, seed, mode, canvas):
+            control.change(on_preview, preview_in, erased, **quiet)
+        mode.change(lambda m: gr.update(visible=m == "complete"), mode, parts, show_progress="hidden")
+        heal_button.click(on_heal, [canvas, mode, mask, parts, seed, temperature, samples, candidates,
+                                    example_state, runs], [healed, files, status, warning, erased, runs])
     return app
+
+
+def _status(run: int, res, mask: float, seed: int, seconds: float) -> str:
+    """The status line after a press of Heal."""
+    what = f"the strokes of `{Path(res.source).name}`" if res.source != "canvas" else "the drawing"
+    erased = f"erase p = {mask:g}, seed {seed}; " if mask else ""
+    if res.mode == "complete":
+        r = res.result
+        return (f"Run {run}: completed {what}: {len(r.input_lines)} strokes kept, {len(r.added_lines)} added "
+                f"({erased}{seconds:.1f} s)")
+    n = len(res.svgs)
+    return f"Run {run}: redrew {what}: {n} sample{'s' if n != 1 else ''} ({erased}{seconds:.1f} s)"
 
 
 def serve(app, host: str = "127.0.0.1", port: int = 7860, share: bool = False, *, block: bool = True) -> None:

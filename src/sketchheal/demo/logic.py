@@ -1,7 +1,10 @@
 """The demo's work, as plain functions that need no browser and no Gradio (the page is ``sketchheal.demo.app``).
 
 - :func:`heal_sketch`: a canvas value (``gr.Sketchpad``'s dict with ``composite``, or an image array) and the
-  page's settings -> :class:`DemoResult` (the healed SVG markup, SVG / PNG files, the model's input image).
+  page's settings -> :class:`DemoResult` (the library's SVG / PNG of the result: completion shows the input's
+  strokes black and the added strokes in colour; the domain warning; the files).
+- :func:`erasure_preview`: what Heal will erase from the drawing (shown with the canvas while erasing is on).
+- :func:`model_name`: the model named by what it learned ("Sheep (bundled model)").
 - :func:`canvas_to_image` / :func:`has_ink`: what is on the canvas, as a grey picture.
 - :func:`list_examples` / :func:`example_strokes` / :func:`example_canvas`: the shipped examples and their pictures.
 - :class:`OutputFolders`: a fresh folder for each press of Heal, pruned, removed when the server stops.
@@ -26,24 +29,32 @@ import numpy as np
 
 from sketchheal.inference.candidates import DEFAULT_CANDIDATES
 from sketchheal.inference.heal import HealResult, heal
-from sketchheal.inference.inputs import read_sketches
+from sketchheal.inference.inputs import completion_lines, expand_inputs, input_image, read_sketches
 from sketchheal.inference.loading import Healer
 from sketchheal.sketch.image import load_image
 from sketchheal.sketch.io import IMAGE_SUFFIXES, SKETCH_SUFFIXES
-from sketchheal.sketch.viz import draw_strokes, model_image_to_u8
-from sketchheal.utils.paths import EXAMPLES_DIR
+from sketchheal.sketch.masks import MaskTable
+from sketchheal.sketch.svg import fit_transform
+from sketchheal.sketch.viz import draw_lines, draw_strokes, model_image_to_u8
+from sketchheal.sketch.writers import ADDED_COLOUR
+from sketchheal.utils.paths import BUNDLED_MODEL_DIR, EXAMPLES_DIR
 
-__all__ = ["DemoResult", "OutputFolders", "heal_sketch", "canvas_to_image", "has_ink", "list_examples",
-           "example_strokes", "example_canvas", "canvas_unchanged", "results_html", "CANVAS_SIZE", "RESULT_SIZE",
-           "MAX_UPLOAD_MB", "MAX_CANVAS_PIXELS"]
+__all__ = ["DemoResult", "OutputFolders", "heal_sketch", "erasure_preview", "model_name", "domain_warning",
+           "canvas_to_image", "has_ink", "list_examples", "example_strokes", "example_canvas", "canvas_unchanged",
+           "results_html", "completion_html", "MODES", "CANVAS_SIZE", "RESULT_SIZE",
+           "MAX_UPLOAD_MB", "MAX_CANVAS_PIXELS", "ADDED_COLOUR"]
 
+# The two healings (HealConfig.mode), as the page names them.
+MODES = {"complete": "Complete the drawing", "redraw": "Redraw from the code (published)"}
 # Side of the square drawing canvas, in canvas pixels.
 CANVAS_SIZE = 512
 # Brush radius in canvas pixels: a ~8 px pen on the 512-px canvas (the model redraws every input with its own
 # line width, so this only has to look right).
 BRUSH_RADIUS = 4
-# Side of each healed SVG / PNG and of the picture of the model's input.
+# Side of each redrawn sample's SVG, of the picture of the model's input and of the erasure preview.
 RESULT_SIZE = 256
+# The erased ink in the erasure preview (RGB); the kept ink is black.
+ERASED_GREY = (200, 200, 200)
 MAX_SAMPLES = 8
 # Most candidates per sample (best of K by ink agreement with the input, sketchheal.inference.candidates).
 MAX_CANDIDATES = 16
@@ -63,12 +74,15 @@ KEEP_OUTPUTS = 64
 class DemoResult:
     """What one press of Heal produces.
 
-    html: markup showing every healed sample as an inline SVG (for ``gr.HTML``).
-    svgs: the SVG documents, one per sample.
-    svg_paths / png_paths: the same drawings written as files (for download), one per sample.
-    input_image: ``(N, N) uint8`` black-on-white picture of what the model saw (after masking).
+    html: markup showing the result as inline SVG (for ``gr.HTML``): complete: the library's SVG of the drawing
+        (``<g id="input">`` black, ``<g id="added">`` in ``ADDED_COLOUR``); redraw: one SVG per sample.
+    svgs: the SVG documents shown (complete: one; redraw: one per sample).
+    svg_paths / png_paths: the files written by ``HealResult.save`` (for download).
+    input_image: ``(N, N) uint8`` black-on-white picture of what the model saw (after erasing).
     source: "canvas" (the drawing was healed as an image) or the example file healed from its strokes.
-    points: the number of points of each healed sample (0 when the model ended the sketch at once).
+    points: the number of stroke-3 rows of each healed sketch (0 when the model ended the sketch at once).
+    mode: "complete" or "redraw". result: the library's ``HealResult`` (``input_lines``, ``added_lines``, ...).
+    warning: the domain warning for the page (:func:`domain_warning`), None when the drawing is typical.
     """
 
     html: str
@@ -78,6 +92,9 @@ class DemoResult:
     input_image: np.ndarray
     source: str = "canvas"
     points: list[int] = field(default_factory=list)
+    mode: str = "complete"
+    result: HealResult | None = None
+    warning: str | None = None
 
     @property
     def files(self) -> list[Path]:
@@ -226,52 +243,115 @@ def canvas_unchanged(gray: np.ndarray, example: str | os.PathLike) -> bool:
     return float(differ.mean()) <= UNCHANGED_FRACTION
 
 
+# ============================================================================================== the model
+
+
+def model_name(healer: Healer) -> str:
+    """The model named by what it learned, for people: ``"Sheep (bundled model)"``, ``"Cat, dog and sheep
+    (loaded model)"`` (never a file path)."""
+    kinds = [str(c).replace("aaron_", "").replace("_", " ").strip() for c in healer.categories]
+    kinds = [k for k in kinds if k]
+    if not kinds:
+        what = "Drawings of an unnamed kind"
+    elif len(kinds) <= 3:
+        what = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+    else:
+        what = f"{len(kinds)} kinds of drawings ({', '.join(kinds[:3])}, ...)"
+    bundled = bool(healer.source) and Path(healer.source).resolve() == BUNDLED_MODEL_DIR.resolve()
+    return f"{what[:1].upper()}{what[1:]} ({'bundled' if bundled else 'loaded'} model)"
+
+
+def domain_warning(result: HealResult) -> str | None:
+    """The page's warning when the drawing is unlike what the model learned (else None), e.g. "This model learned
+    sheep; your drawing is unlike 99 % of them: only its gaps are filled"."""
+    note = result.domain_note
+    if not note:
+        return None
+    then = ("only its gaps are filled, no parts are added" if result.mode == "complete"
+            else "the redrawn sketch may not follow it")
+    return f"{note[:1].upper()}{note[1:]}: {then}."
+
+
 # ============================================================================================== healing
 
 
-def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mask: float = 0.0, seed: int = 0,
-                temperature: float = 0.1, samples: int = 1, example: str | os.PathLike | None = None,
-                size: int = RESULT_SIZE, candidates: int = DEFAULT_CANDIDATES) -> DemoResult:
-    """Heal what is on the canvas; write each sample as SVG and PNG into ``out_dir``.
-
-    ``value``: a canvas value (see :func:`canvas_to_image`). ``mask``: patch-erase probability ``p`` (0 = heal the
-    drawing as it is). ``example``: the vector example last loaded into the canvas; while the canvas still shows it
-    unchanged (and it is not longer than the model's ``max_seq_len``), it is healed from its strokes (published
-    rendering and patch candidates), else the picture on the canvas is. ``candidates``: best of K per sample
-    (``sketchheal.heal``'s ``candidates``).
-    Raises ``ValueError`` when the canvas is empty or too large, or the settings are out of range.
-    """
-    samples = int(samples)
+def _check_settings(mode: str, mask: float, samples: int, candidates: int) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     if not 1 <= samples <= MAX_SAMPLES:
         raise ValueError(f"samples must be between 1 and {MAX_SAMPLES}, got {samples}")
-    candidates = int(candidates)
     if not 1 <= candidates <= MAX_CANDIDATES:
         raise ValueError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
     if not 0.0 <= float(mask) <= 1.0:
-        raise ValueError(f"the masking probability p must be in [0, 1], got {mask}")
+        raise ValueError(f"the erase probability p must be in [0, 1], got {mask}")
+
+
+def _what_to_heal(value: Any, example: str | os.PathLike | None, healer: Healer,
+                  mode: str) -> tuple[np.ndarray | str, str]:
+    """``(input for heal, source)``: the vector example file while the canvas still shows it unchanged (redraw:
+    and it is not longer than the model's ``max_seq_len``), else the canvas picture (``source`` "canvas")."""
     gray = canvas_to_image(value)
     if not has_ink(gray):
         raise ValueError("the canvas is empty: draw a sketch (or pick an example) first")
-    source = "canvas"
-    inputs: np.ndarray = gray
     if example is not None and canvas_unchanged(gray, example):
         strokes = example_strokes(example)
-        if strokes is not None and len(strokes) <= healer.max_seq_len:  # else heal its picture
-            inputs, source = strokes, str(example)
-    result = heal([inputs], model=healer, mask=float(mask) or None, seed=int(seed), temperature=float(temperature),
-                  samples=samples, candidates=candidates, mode="redraw")[0]  # the page shows samples (redraw)
+        if strokes is not None and (mode == "complete" or len(strokes) <= healer.max_seq_len):
+            return str(example), str(example)
+    return gray, "canvas"
+
+
+def heal_sketch(value: Any, *, healer: Healer, out_dir: str | os.PathLike, mode: str = "complete",
+                parts: bool = True, mask: float = 0.0, seed: int = 0, temperature: float = 0.1, samples: int = 1,
+                example: str | os.PathLike | None = None, size: int = RESULT_SIZE,
+                candidates: int = DEFAULT_CANDIDATES) -> DemoResult:
+    """Heal what is on the canvas; write the result as SVG and PNG into ``out_dir``.
+
+    ``mode``: ``"complete"`` (keep the strokes, add strokes where the drawing has gaps or missing parts; ``parts``
+    False: gaps only) or ``"redraw"`` (the published healing; ``temperature``, ``samples`` and ``candidates``,
+    best of K, apply). ``mask``: erase probability ``p`` before healing (0 = heal the drawing as it is; see
+    :func:`erasure_preview`). ``example``: the vector example last loaded into the canvas; while the canvas still
+    shows it unchanged it is healed from its file (its own strokes and frame), else the picture on the canvas is
+    (its strokes are the centre lines traced from the ink). ``size``: side of each redrawn sample's SVG.
+    Raises ``ValueError`` when the canvas is empty or too large, or the settings are out of range.
+    """
+    samples, candidates = int(samples), int(candidates)
+    _check_settings(mode, mask, samples, candidates)
+    inputs, source = _what_to_heal(value, example, healer, mode)
+    settings: dict[str, Any] = dict(mode=mode, mask=float(mask) or None, seed=int(seed), limit=1)
+    if mode == "complete":
+        settings["parts"] = bool(parts)
+    else:
+        settings.update(temperature=float(temperature), samples=samples, candidates=candidates)
+    result = heal([inputs], model=healer, **settings)[0]
     return _package(result, Path(out_dir), source, size)
 
 
 def _package(result: HealResult, out_dir: Path, source: str, size: int) -> DemoResult:
-    """Write the samples of ``result`` as ``healed[_sK].svg/.png`` and build the page's markup."""
+    """Write ``result`` as ``healed[_sK].svg/.png`` and build the page's markup."""
     paths = result.save(out_dir, "healed", formats=("svg", "png"))
     svg_paths = [p for p in paths if p.suffix == ".svg"]
     png_paths = [p for p in paths if p.suffix == ".png"]
-    svgs = [result.to_svg(k, size=size) for k in range(len(result.healed))]
-    points = [len(s) for s in result.healed]
-    return DemoResult(html=results_html(svgs, points), svgs=svgs, svg_paths=svg_paths, png_paths=png_paths,
-                      input_image=model_image_to_u8(result.input_image, size), source=source, points=points)
+    if result.mode == "complete":
+        svgs = [result.to_svg()]  # the file's SVG (the page scales it)
+        markup = completion_html(svgs[0], len(result.input_lines), len(result.added_lines), result.masked)
+    else:
+        svgs = [result.to_svg(k, size=size) for k in range(len(result.healed))]
+        markup = results_html(svgs, [len(s) for s in result.healed])
+    return DemoResult(html=markup, svgs=svgs, svg_paths=svg_paths, png_paths=png_paths,
+                      input_image=model_image_to_u8(result.input_image, size), source=source,
+                      points=[len(s) for s in result.healed], mode=result.mode, result=result,
+                      warning=domain_warning(result))
+
+
+def completion_html(svg: str, kept: int, added: int, erased: bool = False) -> str:
+    """Markup of a completed drawing (the library's SVG: the input's strokes black, the added ones in colour) with
+    a caption saying which is which (``erased``: the input was erased first)."""
+    plural = lambda n, word: f"{n} {word}{'s' if n != 1 else ''}"  # noqa: E731
+    swatch = f'<span class="sh-swatch" style="background:{ADDED_COLOUR}"></span>'
+    added_s = f"{swatch} {plural(added, 'added stroke')}" if added else "nothing added: no gap was found"
+    yours = f"your drawing{' after erasing' if erased else ''} ({plural(kept, 'stroke')}), kept as drawn"
+    return (f'<div class="sh-results"><figure class="sh-sample sh-complete" data-kept="{kept}" data-added="{added}">'
+            f"{svg}<figcaption>black: {yours} &middot; {added_s}</figcaption></figure></div>")
 
 
 def results_html(svgs: list[str], points: list[int]) -> str:
@@ -283,6 +363,48 @@ def results_html(svgs: list[str], points: list[int]) -> str:
         figures.append(f'<figure class="sh-sample" data-sample="{k}">{svg}'
                        f"<figcaption>sample {k + 1}: {html.escape(what)}</figcaption></figure>")
     return f'<div class="sh-results">{"".join(figures)}</div>'
+
+
+# ============================================================================================== erasure preview
+
+
+def erasure_preview(value: Any, *, healer: Healer, mask: float, seed: int = 0, mode: str = "complete",
+                    example: str | os.PathLike | None = None, size: int = RESULT_SIZE) -> np.ndarray | None:
+    """What Heal will erase, as ``(size, size, 3) uint8`` RGB: the kept ink black, the erased ink light grey;
+    None when ``mask`` is 0 or the canvas is empty.
+
+    The erasure is the one :func:`heal_sketch` applies (the same functions, mask row 0 of ``MaskTable(1, seed)``).
+    Complete: squares erased from the strokes, drawn in the canvas's frame (a vector example: fitted as on the
+    canvas). Redraw: the published raster masking of the model's input image.
+    """
+    if not mask or not has_ink(canvas_to_image(value)):
+        return None
+    _check_settings(mode, mask, 1, 1)
+    inputs, source = _what_to_heal(value, example, healer, mode)
+    item = expand_inputs([inputs], limit=1)[0]
+    table = MaskTable(1, int(seed))
+    if mode == "redraw":
+        before = input_image(item, healer, mask=None, table=None) > 0  # (N, N) ink
+        after = input_image(item, healer, mask=float(mask), table=table) > 0
+        out = np.full(before.shape + (3,), 255, np.uint8)
+        out[before & ~after] = ERASED_GREY
+        out[after] = 0
+        return cv2.resize(out, (size, size), interpolation=cv2.INTER_NEAREST)
+    whole = completion_lines(item, mask=None, table=None)
+    kept = completion_lines(item, mask=float(mask), table=table)
+    out = np.full((size, size, 3), 255, np.uint8)
+    if not whole:
+        return out
+    lw = max(2, size // 64)
+    if source == "canvas":  # the canvas's own frame: the preview lines up with the canvas
+        h, w = item.gray.shape
+        scale = size / max(h, w)
+        offset = np.array([(size - w * scale) / 2, (size - h * scale) / 2])
+    else:
+        scale, offset = fit_transform(whole, size, 0.05 * size + lw / 2)
+    draw_lines(out, whole, scale, offset, lw, ERASED_GREY)
+    draw_lines(out, kept, scale, offset, lw, (0, 0, 0))
+    return out
 
 
 # ============================================================================================== output folders
