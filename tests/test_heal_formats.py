@@ -54,6 +54,7 @@ RECORDS = [  # QuickDraw lines as they come: ints, floats, raw strokes with time
     {"word": "maison \u00e9t\u00e9", "countrycode": "FR", "key_id": "raw-1",
      "drawing": [[[120.3, 200.7, 260.1], [80.9, 85.2, 190.6], [0, 16, 33]], [[130.0, 240.0], [150.0, 150.0], [40, 57]]]},
     {"drawing": [[[3, 3], [4, 4]]], "key_id": "dot", "extra": {"nested": [1, 2]}},
+    {"word": "peas", "key_id": "all erased", "drawing": []},  # squares took every point: handed back as it is
 ]
 
 
@@ -92,7 +93,7 @@ def test_ndjson_round_trip_keeps_lines_fields_and_strokes(tmp_path, model_dir, c
 def test_ndjson_records_of_the_api_match_the_file(tmp_path, healer):
     src = _write_ndjson(tmp_path / "F.ndjson", RECORDS)
     results = H.heal(src, model=healer)
-    assert [r.group for r in results] == ["F"] * len(RECORDS) and [r.coords for r in results] == ["ndjson"] * 4
+    assert [r.group for r in results] == ["F"] * len(RECORDS) and {r.coords for r in results} == {"ndjson"}
     for r, given in zip(results, RECORDS):
         assert r.mode == "complete" and r.record == given
         lines = [p for p in quickdraw_to_polylines(given["drawing"]) if len(p)]
@@ -103,7 +104,9 @@ def test_ndjson_records_of_the_api_match_the_file(tmp_path, healer):
         assert rec["drawing"][: len(given["drawing"])] == given["drawing"]
     H.save_results(results, tmp_path / "out", formats=("ndjson",))
     back = [json.loads(x) for x in (tmp_path / "out" / "F.ndjson").read_text(encoding="utf-8").splitlines()]
-    assert back == [r.to_ndjson_record() for r in results]
+    assert back == [r.to_ndjson_record() for r in results] and back[-1] == RECORDS[-1]
+    with pytest.raises(ValueError, match=r"F.ndjson#4: the drawing is empty \(no points\): nothing to redraw"):
+        H.heal(src, model=healer, mode="redraw")
 
 
 def test_ndjson_of_other_inputs_is_one_line_per_sketch_in_their_frame(tmp_path, healer):

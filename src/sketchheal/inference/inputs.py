@@ -225,7 +225,8 @@ def _ndjson_inputs(path: Path, limit: int | None) -> list[HealInput]:
     items = []
     for i, (_, rec, lines) in enumerate(records):
         raw = any(len(stroke) == 3 for stroke in rec["drawing"])
-        s3 = polylines_to_stroke3(simplify_polylines(lines) if raw else lines)
+        empty = not any(len(p) for p in lines)  # completion hands it back as it is; redraw refuses it
+        s3 = None if empty else polylines_to_stroke3(simplify_polylines(lines) if raw else lines)
         items.append(HealInput(source=f"{path}#{i}" if multi else str(path),
                                name=f"{path.stem}_{i}" if multi else path.stem, strokes=s3, lines=lines,
                                record=rec, coords="ndjson"))
@@ -246,7 +247,11 @@ def long_sketch_error(item: HealInput, healer: Healer) -> ValueError:
 
 def drop_long(items: list[HealInput], healer: Healer,
                skip_long: bool) -> tuple[list[HealInput], list[HealInput]]:
-    """``(kept, skipped)``: without ``skip_long`` the first sketch over the model's limit is an error."""
+    """Redraw's check: ``(kept, skipped)``; without ``skip_long`` the first sketch over the model's limit is an
+    error, and so is a drawing with no points (an ``.ndjson`` line whose strokes are all empty)."""
+    for it in items:
+        if it.strokes is None and it.gray is None:
+            raise ValueError(f"{it.source}: the drawing is empty (no points): nothing to redraw")
     long = [it for it in items if too_long(it, healer)]
     if not long:
         return items, []

@@ -217,7 +217,8 @@ def read_ndjson_records(path: PathLike) -> list[tuple[int, dict, list[np.ndarray
     number, the JSON object as parsed, its strokes as absolute (k, 2) float64 polylines)``. The object keeps every
     field (``word``, ``key_id``, ``countrycode``, ``recognized``, ``timestamp``, ``drawing``, ...) untouched, so
     a writer can give the drawing back exactly; raw strokes' timestamps stay in it and are left out of the
-    polylines. Unlike :func:`load_file` nothing is simplified, dropped or filtered. Raises
+    polylines. Unlike :func:`load_file` nothing is simplified, dropped or filtered: a drawing with no points
+    (``"drawing": []``, e.g. everything erased) is returned with no or empty polylines. Raises
     :class:`InvalidSketchError` naming ``path:line`` for the first line that is not a drawing, ``ValueError`` for
     a file with none."""
     path = _existing(path)
@@ -234,8 +235,6 @@ def read_ndjson_records(path: PathLike) -> list[tuple[int, dict, list[np.ndarray
             if not isinstance(rec, dict) or not isinstance(rec.get("drawing"), list):
                 raise ValueError("expected a JSON object whose 'drawing' is a list of strokes")
             lines = S.quickdraw_to_polylines(rec["drawing"])
-            if not any(len(p) for p in lines):
-                raise ValueError("the drawing is empty (no points)")
         except json.JSONDecodeError as e:
             raise InvalidSketchError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
         except (ValueError, TypeError, OverflowError, RecursionError) as e:
