@@ -178,6 +178,16 @@ def _fmt(x):
     return "  -  " if x is None else f"{x:.3f}"
 
 
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="release folder or checkpoint (default: the bundled model)")
@@ -203,7 +213,8 @@ def main(argv=None) -> int:
         over[k] = type(getattr(CompletionParams(), k))(float(v))
     params = CompletionParams(**over)
     results = {"model": args.model or "bundled", "gapfill": args.gapfill, "params": asdict(params),
-               "cpu": platform.processor() or platform.machine(), "threads": args.threads, "sets": {}}
+               "cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
+               "load_average_at_start": os.getloadavg()[0], "sets": {}}
     for name in args.sets:
         if name == "sheep-raster":
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=True)
