@@ -1,9 +1,9 @@
 """The machine's matrix-product rates: the yardstick of benchmarks/bench_train.py's floor.
 
 fp32 (and bf16) GEMM rates in GFLOP/s (one thread: on this process's CPU time, which other processes on a shared
-machine hardly change; more threads: on wall time), with torch's default kernel (``torch.mm``: MKL on x86) and with oneDNN's
-(``torch.ops.mkldnn._linear_pointwise``, the kernel ``sketchheal.model.matmul`` uses when it is faster), for a large
-square product and for the shapes of the paper model's training step, at 1 thread and at every core.
+machine hardly change; more threads: on wall time), with torch's default kernel (``torch.mm``: MKL on x86) and with
+oneDNN's (``torch.ops.mkldnn._linear_pointwise``, the kernel ``sketchheal.model.matmul`` uses when it is faster),
+for a large square product and for the shapes of the paper model's training step, at 1 thread and at every core.
 
     python benchmarks/bench_matmul.py            # prints a table, writes benchmarks/results/matmul.json
 """

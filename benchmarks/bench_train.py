@@ -186,12 +186,13 @@ def bench(preset_name: str, mode: str, data: Path, args, out_dir: Path) -> dict:
 def describe(r: dict) -> str:
     floors = ", ".join(f"{r['x_floor'][k]:.2f} x the {k} floor ({r['floor_s'][k]:.2f} s at "
                        f"{r['fp32_gemm_gflops'][k]:.0f} GFLOP/s)" for k in r["floor_s"])
-    lines = [f"{r['preset']:9s} {r['mode']:7s} batch {r['batch_size']}, {r['threads']} threads, {r['workers']} workers, "
+    lines = [f"{r['preset']:9s} {r['mode']:7s} batch {r['batch_size']}, {r['threads']} threads, "
+             f"{r['workers']} workers, "
              f"{'bf16' if r['bf16'] else 'fp32'} ({r['kernels']} products): median step {r['median_step_s']:.3f} s "
              f"{r['clock']} time (min {r['min_step_s']:.3f}, wall {r['median_wall_s']:.3f}; {r['sketches_per_s']:.0f} "
              f"sketches/s), waiting for data "
-             f"{r['median_wait_for_data_s']:.3f} s (a batch costs {r['data_prep_one_core_per_batch_s']:.3f} s of one core "
-             f"to prepare), load {r['load_average'][0]:.1f}-{r['load_average'][1]:.1f}",
+             f"{r['median_wait_for_data_s']:.3f} s (a batch costs {r['data_prep_one_core_per_batch_s']:.3f} s of one "
+             f"core to prepare), load {r['load_average'][0]:.1f}-{r['load_average'][1]:.1f}",
              f"    {r['gflop']:.0f} GFLOP a step (LSTM {r['gflop_lstm']:.0f}): {floors}",
              "    parts: " + ", ".join(f"{k} {v:.3f}" for k, v in r["parts_median_s"].items())]
     if r["speedup_vs_quoted"]:

@@ -147,7 +147,8 @@ def train_for(minutes: float, preset_name: str, data: Path, run_dir: Path, devic
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     done = int(summary.get("step", steps[-1]["step"] if steps else 0))
     return {"command": " ".join(cmd), "returncode": proc.returncode, "stopped_by_sigterm": stopped,
-            "minutes": round(seconds / 60, 2), "steps": done, "steps_per_s": round(done / seconds, 2) if seconds else None,
+            "minutes": round(seconds / 60, 2), "steps": done,
+            "steps_per_s": round(done / seconds, 2) if seconds else None,
             "last_train": steps[-1] if steps else None, "last_valid": valid[-1] if valid else None,
             "checkpoint": str(run_dir / "ckpt_last.pt") if (run_dir / "ckpt_last.pt").is_file() else None,
             "output_tail": out[-3000:] if proc.returncode not in (0, 143) else None}

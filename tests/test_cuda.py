@@ -51,7 +51,8 @@ def synthetic_npz(tmp_path_factory) -> Path:
     def split(n):
         arr = np.empty(n, dtype=object)
         for i in range(n):
-            arr[i] = make_sketch(rng, n_strokes=int(rng.integers(1, 4)), points=int(rng.integers(3, 9))).astype(np.int16)
+            n_strokes, points = int(rng.integers(1, 4)), int(rng.integers(3, 9))
+            arr[i] = make_sketch(rng, n_strokes=n_strokes, points=points).astype(np.int16)
         return arr
 
     np.savez(path, train=split(48), valid=split(16), test=split(16))
