@@ -165,9 +165,9 @@ class TrainConfig:
     freeze_decoder: bool = False
     # "auto" picks cuda, then mps, then cpu.
     device: str = "auto"
-    # bf16 autocast ("auto" = on for CUDA only; "on"/"off" force it). The mixture loss always runs in fp32.
+    # bf16 autocast ("auto" = on a CUDA GPU with native bf16 only; "on"/"off" force it). The mixture loss is fp32.
     bf16: str = "auto"
-    # Intra-op threads on CPU (0 = torch's default).
+    # Intra-op threads on CPU (0 = the machine's default: the free cores, printed at the start of training).
     threads: int = 0
     # Checkpoint every N steps (and on exit).
     checkpoint_every: int = 1000
