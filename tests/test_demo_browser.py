@@ -300,9 +300,10 @@ def test_draw_erase_and_heal_keeps_the_strokes(bundled_server: str, tmp_path: Pa
 
         # squares erased before healing: gaps, which completion fills in colour
         set_number(page, "sketchheal-mask", 0.5)
-        page.wait_for_selector("#sketchheal-erased img", state="visible", timeout=30_000)
         status = heal(page, 2)
         assert "completed the drawing" in status and "erase p = 0.5" in status
+        # Heal also shows what it erased (the preview's own update can lose a race with the click under load)
+        page.wait_for_selector("#sketchheal-erased img", state="visible", timeout=60_000)
         links = page.locator("#sketchheal-files a").evaluate_all("els => els.map(e => e.href)")
         groups = svg_groups(page.request.get(next(u for u in links if u.endswith(".svg"))).text())
         (_, input_lines), (added_colour, added_lines) = groups["input"], groups["added"]
