@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from sketchheal.evaluation.healing import frame_of, ink_counts, summarise
+from sketchheal.inference.bridges import load_scorer
 from sketchheal.inference.loading import load_model
 from sketchheal.inference.complete import CompletionParams, complete, model_view, view_of_part
 from sketchheal.sketch.erase import erase
@@ -115,7 +116,7 @@ def qd_cases(ps, seed: int, per_category: int, folder: Path) -> list[Case]:
     return cases
 
 
-def run_completion(healer, cases, *, gapfill, params, batch_size=64):
+def run_completion(healer, cases, *, gapfill, params, scorer=None, batch_size=64):
     size, mode = healer.image_size, healer.render_mode
     t0 = time.perf_counter()
     views = []
@@ -125,7 +126,7 @@ def run_completion(healer, cases, *, gapfill, params, batch_size=64):
         else:
             views.append(model_view(c.strokes, size, mode))
     comps = complete(healer, [c.strokes for c in cases], gapfill=gapfill, params=params, views=views,
-                     batch_size=batch_size)
+                     batch_size=batch_size, scorer=scorer, ordered=[c.given is None for c in cases])
     dt = time.perf_counter() - t0
     counts = _counts(cases, [r.lines for r in comps])
     return counts, dt / max(1, len(cases)), comps
@@ -199,6 +200,9 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N test sheep")
     ap.add_argument("--per-category", type=int, default=10)
     ap.add_argument("--qd-dir", default="/work/gapdata/qd_holdout")
+    ap.add_argument("--bridges", default="auto",
+                    help="bridge scorer: a bridges.json or a folder holding one, 'none' (the hand-set rule), or "
+                         "'auto' (beside --gapfill, else beside --model)")
     ap.add_argument("--no-redraw", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="CompletionParams overrides, e.g. threshold=-0.3")
@@ -212,8 +216,14 @@ def main(argv=None) -> int:
         k, v = kv.split("=", 1)
         over[k] = type(getattr(CompletionParams(), k))(float(v))
     params = CompletionParams(**over)
+    where = None if args.bridges == "none" else (args.gapfill or healer.source) if args.bridges == "auto" \
+        else args.bridges
+    scorer = load_scorer(where) if where else None
+    if args.bridges not in ("none", "auto") and scorer is None:
+        raise SystemExit(f"no bridge scorer at {args.bridges}")
     results = {"model": args.model or "bundled", "gapfill": args.gapfill, "params": asdict(params),
                "cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
+               "bridges": None if scorer is None else scorer.spec.get("fit"),
                "load_average_at_start": os.getloadavg()[0], "sets": {}}
     for name in args.sets:
         if name == "sheep-raster":
@@ -227,7 +237,7 @@ def main(argv=None) -> int:
         else:
             raise SystemExit(f"unknown set {name}")
         entry = {"n_cases": len(cases)}
-        counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params)
+        counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params, scorer=scorer)
         entry["completion"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spc}
         entry["floor"] = {"by_p": _by_p(cases, _counts(cases, [c.strokes for c in cases]))}
         if not args.no_redraw:

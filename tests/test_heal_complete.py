@@ -5,7 +5,6 @@ no sheep; the speed of a 25-drawing file."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -104,13 +103,11 @@ def test_a_drawing_that_is_no_sheep_is_said_to_be_unlike_and_gets_no_parts(tmp_p
     assert notes == [f"{tmp_path / 'table.npz'}: {r.domain_note}; gaps filled only, no parts invented"]
 
 
-def test_a_25_drawing_file_heals_in_seconds(tmp_path, bundled, data_dir):
+def test_a_25_drawing_file_heals_in_one_call(tmp_path, bundled, data_dir):
     src = data_dir / "quickdraw" / "simplified" / "bicycle.ndjson"
     _erased_file(src, tmp_path / "b.ndjson", 0.3, 25)
-    H.heal(tmp_path / "b.ndjson", model=bundled, limit=2)  # warm up
-    t = time.perf_counter()
     results = H.heal(tmp_path / "b.ndjson", model=bundled)
     H.save_results(results, tmp_path / "out", formats=("ndjson",))
-    elapsed = time.perf_counter() - t
-    assert len(results) == 25
-    assert elapsed < 60, f"{elapsed:.1f} s for 25 drawings"  # about 2 s on an idle core; generous under load
+    assert len(results) == 25  # speed: benchmarks/bench_complete.py
+    lines = (tmp_path / "out" / "b.ndjson").read_text().splitlines()
+    assert len(lines) == 25 and all(json.loads(x)["word"] == "bicycle" for x in lines)

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 import torch
 
+from sketchheal.inference.bridges import FEATURES, BridgeScorer, candidates, choose, load_scorer, sample as _sample
 from sketchheal.inference.loading import load_model
 from sketchheal.sketch.render import Frame, layout, layout_frame, render
 from sketchheal.sketch.trace import skeleton_polylines, thin
@@ -77,6 +78,7 @@ class CompletionParams:
     bridge_low: float = 0.05  # ... and its 10th percentile this
     bridge_align: float = 0.0  # weight of the ends' alignment (pointing at each other) when ranking bridges
     min_align: float = 0.0  # bridges whose ends point away from each other more than this are refused
+    bridge_prob: float = 0.5  # with a bridge scorer: a bridge's probability of being right must reach this
     residual: bool = True  # also trace reconstruction ink that no bridge explains
     residual_mean: float = 0.4  # a traced stroke's mean ink probability must reach this
     island_length: float = 0.0  # a traced stroke joined to no input stroke must be at least this long
@@ -249,152 +251,77 @@ def _length(line: np.ndarray) -> float:
     return float(np.hypot(*np.diff(line, axis=0).T).sum()) if len(line) > 1 else 0.0
 
 
-def _sample(prob: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``prob (N, N) float32`` at ``pts (..., 2)`` pixel (x, y) (0 outside)."""
-    shape = pts.shape[:-1]
-    flat = pts.reshape(-1, 2).astype(np.float32)
-    m, w = len(flat), 4096  # remap maps are 2-D and under 32767 wide
-    rows = max(1, -(-m // w))
-    grid = np.full((rows * w, 2), -10.0, np.float32)
-    grid[:m] = flat
-    grid = grid.reshape(rows, w, 2)
-    out = cv2.remap(prob, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=0.0)
-    return out.reshape(-1)[:m].reshape(shape)
-
-
-def _ends(view: ModelView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Loose ends of the input's strokes: point indices ``(e,)``, px ``(e, 2)``, outward unit tangents ``(e, 2)``
-    (zero for a one-point stroke), from the stroke's points within ~4 px of the end."""
-    bounds = list(view.starts) + [len(view.px)]
-    idx, tan = [], []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        for end, step in ((a, 1), (b - 1, -1)):
-            q = view.px[end]
-            t = np.zeros(2)
-            j = end + step
-            while a <= j < b:
-                v = q - view.px[j]
-                n = float(np.hypot(*v))
-                if n >= 4.0 or j in (a, b - 1):
-                    t = v / n if n > 1e-9 else t
-                    break
-                j += step
-            idx.append(end)
-            tan.append(t)
-            if b - a == 1:
-                break
-    idx = np.asarray(idx, np.int64)
-    return idx, view.px[idx], np.asarray(tan, np.float64).reshape(-1, 2)
-
-
-def _bridge_curves(e: np.ndarray, te: np.ndarray, f: np.ndarray, tf: np.ndarray, n: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate curves for pairs of ends ``e, f (P, 2)`` with outward unit tangents ``te, tf (P, 2)``:
-    ``(P, 3, n, 2)`` samples of a straight line, a cubic Hermite curve leaving ``e`` along ``te`` and arriving
-    at ``f`` against ``tf``, and the corner where the two tangent rays meet; and ``(P, 3)`` which are valid
-    (the Hermite curve needs both tangents, the corner rays that meet ahead of both ends)."""
-    t = np.linspace(0.0, 1.0, n)[None, :, None]  # (1, n, 1)
-    E, F = e[:, None], f[:, None]  # (P, 1, 2)
-    d = np.hypot(*(f - e).T)[:, None, None]  # (P, 1, 1)
-    straight = E + t * (F - E)
-    h00, h10, h01, h11 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t, -2 * t**3 + 3 * t**2, t**3 - t**2
-    hermite = h00 * E + h10 * (d * te[:, None]) + h01 * F + h11 * (-d * tf[:, None])
-    has_tan = (np.abs(te).sum(1) > 0) & (np.abs(tf).sum(1) > 0)
-    # e + s te = f + u tf  ->  [te, -tf] (s, u) = f - e
-    r = f - e
-    det = te[:, 0] * -tf[:, 1] + tf[:, 0] * te[:, 1]
-    safe = np.where(np.abs(det) > 1e-3, det, 1.0)
-    s_ = (r[:, 0] * -tf[:, 1] + tf[:, 0] * r[:, 1]) / safe
-    u_ = (te[:, 0] * r[:, 1] - te[:, 1] * r[:, 0]) / safe
-    dd = d[:, 0, 0]
-    corner_ok = has_tan & (np.abs(det) > 1e-3) & (s_ > 0) & (u_ > 0) & (s_ < 1.5 * dd) & (u_ < 1.5 * dd)
-    s_c, u_c = np.where(corner_ok, s_, 1.0)[:, None], np.where(corner_ok, u_, 1.0)[:, None]
-    x = e + s_c * te  # (P, 2) the corner
-    w = t[..., 0] * (s_c + u_c)  # (P, n) arc position
-    first = E + np.minimum(w, s_c)[..., None] * te[:, None]
-    second = x[:, None] + (w - s_c)[..., None] * ((f - x) / u_c)[:, None]
-    corner = np.where((w <= s_c)[..., None], first, second)
-    curves = np.stack([straight, hermite, corner], 1)  # (P, 3, n, 2)
-    valid = np.stack([np.ones_like(has_tan), has_tan, corner_ok], 1)
-    return curves, valid
-
-
-def _bridges(view: ModelView, prob: np.ndarray, d_input: np.ndarray, params: CompletionParams
-             ) -> list[tuple[int, int, np.ndarray]]:
+def _bridges(view: ModelView, prob: np.ndarray, d_input: np.ndarray, params: CompletionParams,
+             scorer: BridgeScorer | None = None, ordered: bool = True) -> list[tuple[int, int, np.ndarray]]:
     """Pairs of loose ends joined through the reconstruction: ``[(point i, point j, px curve (n, 2))]`` (the
-    curve runs from the one input point to the other), accepted greedily by score, each end once."""
-    idx, pe, tan = _ends(view)
-    if len(idx) < 2:
+    curve runs from the one input point to the other), accepted greedily, each end once: by the ``scorer``'s
+    probability (at least ``params.bridge_prob``) when there is one, else by the hand-set ink rule."""
+    c = candidates(view.px, view.starts, prob, d_input, max_gap=params.max_gap, cover_radius=params.cover_radius,
+                   ordered=ordered)
+    if c is None:
         return []
-    a, b = np.triu_indices(len(idx), 1)
-    dist = np.hypot(*(pe[b] - pe[a]).T)
-    keep = (idx[a] != idx[b]) & (dist > 1.0) & (dist <= params.max_gap)
-    a, b, dist = a[keep], b[keep], dist[keep]
-    if len(a) == 0:
-        return []
-    n = int(np.ceil(params.max_gap)) + 1
-    curves, valid = _bridge_curves(pe[a], tan[a], pe[b], tan[b], n)  # (P, 3, n, 2), (P, 3)
-    pr = _sample(prob, curves)  # (P, 3, n)
-    near = np.minimum(np.hypot(*np.moveaxis(curves - pe[a][:, None, None], -1, 0)),
-                      np.hypot(*np.moveaxis(curves - pe[b][:, None, None], -1, 0)))
-    inner = near > params.cover_radius + 1.5
-    count = inner.sum(-1)
-    cnt = np.maximum(count, 1)
-    score = (pr * inner).sum(-1) / cnt
-    dup = ((_sample(d_input, curves) <= params.cover_radius) & inner).sum(-1) / cnt
-    ranked = np.sort(np.where(inner, pr, np.inf), -1)
-    low = np.take_along_axis(ranked, np.floor(0.1 * (cnt - 1)).astype(np.int64)[..., None], -1)[..., 0]
-    ok = valid & (count >= 1) & (score >= params.bridge_mean) & (low >= params.bridge_low) & (dup <= 0.3)
-    best = np.where(ok, score, -1.0).argmax(1)  # (P,)
-    pair_ok = ok[np.arange(len(a)), best]
-    # how much the two ends point at each other (1: head on, -1: away), favoured by bridge_align
-    chord = (pe[b] - pe[a]) / dist[:, None]
-    align = ((tan[a] * chord).sum(1) - (tan[b] * chord).sum(1)) / 2
-    pair_ok &= align >= params.min_align
-    rank = score[np.arange(len(a)), best] + params.bridge_align * align
-    used = np.zeros(len(idx), bool)
+    if scorer is not None:
+        score = np.where(c.valid, scorer(c.features), -1.0)  # (P, 3)
+        threshold = params.bridge_prob
+    else:
+        f = {name: c.features[..., k] for k, name in enumerate(FEATURES)}
+        align = (f["cos_a"] + f["cos_b"]) / 2
+        ok = c.valid & c.inner.any(-1) & (f["p_mean"] >= params.bridge_mean) & (f["p_low"] >= params.bridge_low) \
+            & (f["dup"] <= 0.3) & (align >= params.min_align)
+        score = np.where(ok, f["p_mean"] + params.bridge_align * align, -1.0)
+        threshold = -0.5
     out = []
-    order = np.argsort(-rank, kind="stable")
-    for k in order:
-        if not pair_ok[k] or used[a[k]] or used[b[k]]:
-            continue
-        used[a[k]] = used[b[k]] = True
-        m = max(6, int(np.ceil(dist[k])) + 1)  # resample the chosen curve at ~1 px
-        c = curves[k, best[k]]
-        arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(c, axis=0).T))]
+    for k, kind in choose(c, score, threshold):
+        m = max(6, int(np.ceil(c.dist[k])) + 1)  # resample the chosen curve at ~1 px
+        curve = c.curves[k, kind]
+        arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(curve, axis=0).T))]
         at = np.linspace(0.0, arc[-1], m)
-        out.append((int(idx[a[k]]), int(idx[b[k]]),
-                    np.stack([np.interp(at, arc, c[:, 0]), np.interp(at, arc, c[:, 1])], 1)))
+        out.append((int(c.ends[c.a[k]]), int(c.ends[c.b[k]]),
+                    np.stack([np.interp(at, arc, curve[:, 0]), np.interp(at, arc, curve[:, 1])], 1)))
     return out
 
 
-def added_strokes(view: ModelView, recon: np.ndarray, params: CompletionParams) -> list[np.ndarray]:
-    """The strokes to add to one drawing (input coordinates), from its view and reconstruction ``(N, N)``."""
-    if len(view.px) == 0:
-        return []
-    prob = np.clip((recon.astype(np.float32) + 1) / 2, 0, 1)
-    input_ink = view.image > 0.0
-    d_input = _distance_to(input_ink)
+def _bridge_lines(view: ModelView, bridges: list[tuple[int, int, np.ndarray]], params: CompletionParams
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The bridges as strokes in input coordinates (ending exactly on the input's points) and drawn ``(N, N)``."""
     out = []
-    drawn = np.zeros(recon.shape, np.uint8)
-    bridges = _bridges(view, prob, d_input, params) if params.bridge else []
+    drawn = np.zeros(view.image.shape, np.uint8)
     for i, j, curve in bridges:
         keep = rdp(curve, params.simplify)
         uv = _to_input(keep[1:-1], view) if len(keep) > 2 else np.zeros((0, 2))
         out.append(np.vstack([view.uv[i], uv, view.uv[j]]))
         cv2.polylines(drawn, [np.rint(curve).astype(np.int32)], False, 1, thickness=1)
-    if not params.residual:
-        return out
+    return out, drawn
+
+
+def bridge_stage(view: ModelView, recon: np.ndarray, params: CompletionParams, scorer: BridgeScorer | None = None,
+                 ordered: bool = True) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The bridges of one drawing (strokes in input coordinates), the distance ``(N, N)`` to what is drawn (the
+    input's ink and the bridges) and the distance to the input's ink alone."""
+    prob = np.clip((recon.astype(np.float32) + 1) / 2, 0, 1)
+    d_input = _distance_to(view.image > 0.0)
+    bridges = _bridges(view, prob, d_input, params, scorer, ordered) if params.bridge else []
+    out, drawn = _bridge_lines(view, bridges, params)
     covered = np.minimum(d_input, _distance_to(drawn > 0)) if drawn.any() else d_input
+    return out, covered, d_input
+
+
+def residual_strokes(view: ModelView, recon: np.ndarray, covered: np.ndarray, params: CompletionParams
+                     ) -> list[np.ndarray]:
+    """Reconstruction ink above ``threshold`` that nothing drawn explains (farther than ``cover_radius`` from
+    ``covered``, the distance to the input's ink and the bridges), less specks, thinned and traced; each end
+    joined to a nearby input point; kept when at least ``min_length`` long (with its joins), not an island shorter
+    than ``island_length``, and its mean ink probability reaches ``residual_mean`` (strokes in input
+    coordinates)."""
+    prob = np.clip((recon.astype(np.float32) + 1) / 2, 0, 1)
     fill = (recon > params.threshold) & (covered > params.cover_radius)
     fill = _drop_specks(fill, params.min_area)
     if not fill.any():
-        return out
+        return []
     ends_idx = np.unique(np.concatenate([view.starts, np.r_[view.starts[1:], len(view.px)] - 1]))
     ends_px, ends_uv = view.px[ends_idx], view.uv[ends_idx]
-    for line in skeleton_polylines(thin(fill)):
-        px = line
+    out = []
+    for px in skeleton_polylines(thin(fill)):
         joined = [None, None]  # (px, uv) of the input point each end is joined to
         for side in (0, 1):
             q = px[0] if side == 0 else px[-1]
@@ -428,13 +355,25 @@ def added_strokes(view: ModelView, recon: np.ndarray, params: CompletionParams) 
     return out
 
 
+def added_strokes(view: ModelView, recon: np.ndarray, params: CompletionParams, scorer: BridgeScorer | None = None,
+                  ordered: bool = True) -> list[np.ndarray]:
+    """The strokes to add to one drawing (input coordinates), from its view and reconstruction ``(N, N)``:
+    bridges (chosen by ``scorer``, else by the hand-set rule), then the residual strokes."""
+    if len(view.px) == 0:
+        return []
+    out, covered, _ = bridge_stage(view, recon, params, scorer, ordered)
+    return out + residual_strokes(view, recon, covered, params) if params.residual else out
+
+
 def _model_of(m: Any) -> torch.nn.Module:
     return m.model if hasattr(m, "model") else m
 
 
 def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: Any = None,
              params: CompletionParams | None = None, views: Sequence[ModelView | None] | None = None,
-             images: np.ndarray | None = None, batch_size: int = 64, domain: Any = None) -> list[Completion]:
+             images: np.ndarray | None = None, batch_size: int = 64, domain: Any = None,
+             scorer: BridgeScorer | str | None = "auto", ordered: bool | Sequence[bool] = True
+             ) -> list[Completion]:
     """Complete many drawings (each a list of absolute ``(k, 2)`` strokes in its own coordinates).
 
     healer: the loaded model (a ``Healer``: its ``model``, ``image_size``, ``render_mode`` are used). gapfill: an
@@ -442,11 +381,22 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
     size). views: precomputed :func:`model_view` s (one per drawing); images: ``(B, N, N)`` model inputs to use
     instead of the views' own images (e.g. the published raster corruption, whose frame is the view's). domain:
     a :class:`sketchheal.inference.domain.Domain` to report how typical each drawing is (None: not reported).
+    scorer: the :class:`~sketchheal.inference.bridges.BridgeScorer` that decides bridges; "auto" (default): the
+    one stored beside the model that reconstructs (``bridges.json``, :func:`~sketchheal.inference.bridges.
+    load_scorer`), if any; None: the hand-set rule. ordered: whether the strokes are in drawing order (one flag,
+    or one per drawing; False for traced pictures, whose stroke order means nothing).
     Returns one :class:`Completion` per drawing, in order.
     """
     params = params or CompletionParams()
     size, mode = int(healer.image_size), str(healer.render_mode)
     drawings = [_clean_lines(d) for d in drawings]
+    if isinstance(scorer, str):
+        if scorer != "auto":
+            raise ValueError(f"scorer must be a BridgeScorer, None or 'auto', not {scorer!r}")
+        scorer = load_scorer(getattr(gapfill if gapfill is not None else healer, "source", "") or None)
+    order = [bool(ordered)] * len(drawings) if isinstance(ordered, (bool, np.bool_)) else [bool(o) for o in ordered]
+    if len(order) != len(drawings):
+        raise ValueError(f"ordered: {len(order)} flags for {len(drawings)} drawings")
     if views is None:
         views = [model_view(d, size, mode) for d in drawings]
     ok = [i for i, v in enumerate(views) if v is not None]
@@ -467,7 +417,7 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         view = views[i] if images is None else replace(views[i], image=batch[j])
         res = results[i]
         res.image, res.recon, res.frame = view.image, recons[j], view.frame
-        res.added_lines = added_strokes(view, recons[j], params)
+        res.added_lines = added_strokes(view, recons[j], params, scorer, order[i])
         if typical is not None:
             res.typicality = typical[j]
     for _ in range(params.passes - 1):  # look again at the drawing with what was added
@@ -478,5 +428,5 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         recons2, _ = reconstruct(_model_of(gapfill if gapfill is not None else healer),
                                  np.stack([v.image for v in views2]), batch_size)
         for v, r, i in zip(views2, recons2, again):
-            results[i].added_lines = results[i].added_lines + added_strokes(v, r, params)
+            results[i].added_lines = results[i].added_lines + added_strokes(v, r, params, scorer, order[i])
     return results

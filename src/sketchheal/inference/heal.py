@@ -365,12 +365,14 @@ def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: A
     size, mode = healer.image_size, healer.render_mode
     views = [model_view(d, size, mode) for d in drawings]
     params = CompletionParams() if cfg.parts else dataclasses.replace(CompletionParams(), residual=False)
+    ordered = [it.lines is not None for it in items]  # traced pictures: the stroke order means nothing
     comps = complete(healer, drawings, gapfill=gapfill, params=params, views=views, batch_size=cfg.batch_size,
-                     domain=domain)
+                     domain=domain, ordered=ordered)
     unlike = [i for i, c in enumerate(comps) if c.typicality is not None and not c.typicality["typical"]]
     if params.residual and unlike:  # unlike what the model learned: fill the gaps, invent no parts
         again = complete(healer, [drawings[i] for i in unlike], gapfill=gapfill, views=[views[i] for i in unlike],
-                         params=dataclasses.replace(params, residual=False), batch_size=cfg.batch_size)
+                         params=dataclasses.replace(params, residual=False), batch_size=cfg.batch_size,
+                         ordered=[ordered[i] for i in unlike])
         for i, c in zip(unlike, again):
             comps[i].added_lines = c.added_lines
     results = []
