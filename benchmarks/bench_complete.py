@@ -10,6 +10,8 @@ Data sets (``--sets``):
 - ``sheep-image``: the published raster corruption handed over as a picture: its ink traced into centre lines
   (sketch.trace.trace_strokes), which completion keeps and completes (measures the image path; kept ink < 1).
 - ``qd-holdout``: QuickDraw drawings of the held-out categories (never trained on), vector erasure.
+- ``qd-tune``: the test splits of the gap-filler's training categories (never trained on either), vector erasure:
+  completion's settings are chosen on it, so that the held-out categories measure transfer untouched.
 
 For each: erased-ink recall, added-ink precision, kept ink (sketchheal.evaluation.healing, 128 px, the original's
 frame, 2 px) for completion, redraw (best of 8 at temperature 0.1, placed on the original's bounding box) and the
@@ -113,6 +115,19 @@ def qd_cases(ps, seed: int, per_category: int, folder: Path) -> list[Case]:
     for i, (name, orig) in enumerate(drawings):
         for p in ps:
             cases.append(Case(name, p, orig, erase(orig, p, uniforms=table.uniforms(i)).lines))
+    return cases
+
+
+def qd_tune_cases(ps, seed: int, folder: Path) -> list[Case]:
+    """The test splits of the gap-filler's QuickDraw training categories (drawings it never trained on; used to
+    choose completion's settings, so that the held-out categories stay unseen), vector erasure."""
+    sk = load_sketches(sorted(folder.glob("*.npz")), split="test")
+    table = MaskTable(len(sk), seed)
+    cases = []
+    for i in range(len(sk)):
+        orig = stroke3_to_polylines(sk[i])
+        for p in ps:
+            cases.append(Case(f"tune{i}", p, orig, erase(orig, p, uniforms=table.uniforms(i)).lines))
     return cases
 
 
@@ -232,6 +247,8 @@ def main(argv=None) -> int:
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=False)
         elif name == "sheep-image":
             cases = sheep_image_cases(args.ps, args.seed, args.limit)
+        elif name == "qd-tune":
+            cases = qd_tune_cases(args.ps, args.seed, Path(args.qd_dir).parent / "qd_train_npz")
         elif name == "qd-holdout":
             cases = qd_cases(args.qd_ps or args.ps, args.seed, args.per_category, Path(args.qd_dir))
         else:

@@ -3,10 +3,12 @@ model (``bridges.json``).
 
     python scripts/fit_bridges.py --model src/sketchheal/assets/gapfill --gapfill-data GAPDATA
 
-Drawings (none of them the test sheep, none of the held-out QuickDraw categories): the validation and test splits
-of the gap-filler's 301 QuickDraw training categories (``GAPDATA/qd_train_npz``, made by
-``scripts/make_gapfill_data.py``; drawings the gap-filler never trained on), the sheep's validation split and the
-validation split of ``GAPDATA/omniglot_subset.npz``. Each is erased ``--repeats`` times (p uniform in 0.1-0.5);
+Drawings (none of them the test sheep, none of the held-out QuickDraw categories, none of the test splits that
+``benchmarks/bench_complete.py --sets qd-tune`` chooses settings on): the validation split of the gap-filler's 301
+QuickDraw training categories (``GAPDATA/qd_train_npz``, made by
+``scripts/make_gapfill_data.py``; drawings the gap-filler never trained on) and the first 5 of each category's
+training split, the sheep's validation split and its first 1,000 training sheep, and the validation split of
+``GAPDATA/omniglot_subset.npz``. Each is erased ``--repeats`` times (p uniform in 0.1-0.5);
 80 % of the drawings fit the MLP, 20 % choose its threshold (sketchheal.training.bridges).
 """
 
@@ -30,14 +32,18 @@ from sketchheal.utils.npfile import load_npz
 from sketchheal.utils.paths import shared_data_dir
 
 
-def drawings(gapdata: Path) -> list[list[np.ndarray]]:
+def drawings(gapdata: Path, train_per_file: int = 5, train_sheep: int = 1000) -> list[list[np.ndarray]]:
     out = []
-    for split in ("valid", "test"):
-        sk = load_sketches(sorted((gapdata / "qd_train_npz").glob("*.npz")), split=split)
-        out += [stroke3_to_polylines(sk[i]) for i in range(len(sk))]
-    for path in (shared_data_dir() / "sketch-rnn" / "aaron_sheep.npz", gapdata / "omniglot_subset.npz"):
-        sk = load_sketches(path, split="valid")
-        out += [stroke3_to_polylines(sk[i]) for i in range(len(sk))]
+    sk = load_sketches(sorted((gapdata / "qd_train_npz").glob("*.npz")), split="valid")
+    out += [stroke3_to_polylines(sk[i]) for i in range(len(sk))]
+    for path in sorted((gapdata / "qd_train_npz").glob("*.npz")):  # a few of the gap-filler's own drawings
+        sk = load_sketches(path, split="train")
+        out += [stroke3_to_polylines(sk[i]) for i in range(min(train_per_file, len(sk)))]
+    sheep = shared_data_dir() / "sketch-rnn" / "aaron_sheep.npz"
+    for path, split, n in ((sheep, "valid", None), (sheep, "train", train_sheep),
+                           (gapdata / "omniglot_subset.npz", "valid", None)):
+        sk = load_sketches(path, split=split)
+        out += [stroke3_to_polylines(sk[i]) for i in range(len(sk) if n is None else min(n, len(sk)))]
     return out
 
 
