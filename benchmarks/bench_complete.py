@@ -131,7 +131,7 @@ def qd_tune_cases(ps, seed: int, folder: Path) -> list[Case]:
     return cases
 
 
-def run_completion(healer, cases, *, gapfill, params, scorer=None, batch_size=64):
+def run_completion(healer, cases, *, gapfill, params, scorer=None, unordered=False, batch_size=64):
     size, mode = healer.image_size, healer.render_mode
     t0 = time.perf_counter()
     views = []
@@ -141,7 +141,7 @@ def run_completion(healer, cases, *, gapfill, params, scorer=None, batch_size=64
         else:
             views.append(model_view(c.strokes, size, mode))
     comps = complete(healer, [c.strokes for c in cases], gapfill=gapfill, params=params, views=views,
-                     batch_size=batch_size, scorer=scorer, ordered=[c.given is None for c in cases])
+                     batch_size=batch_size, scorer=scorer, ordered=[c.given is None and not unordered for c in cases])
     dt = time.perf_counter() - t0
     counts = _counts(cases, [r.lines for r in comps])
     return counts, dt / max(1, len(cases)), comps
@@ -204,6 +204,26 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def markdown(results: dict) -> str:
+    """docs/results.md's tables: one per set, a row per p and line width."""
+    out = []
+    for name, entry in results["sets"].items():
+        out += [f"### {name}", "", "| p | width | completion: recall / precision / kept | redraw: recall / precision / "
+                "kept | floor: recall / precision / kept |", "|---|---|---|---|---|"]
+        comp = entry["completion"]["by_p"]
+        ps = list(comp["w1"])
+        for p in ps:
+            for w in comp:
+                cells = []
+                for method in ("completion", "redraw", "floor"):
+                    s = entry.get(method, {}).get("by_p", {}).get(w, {}).get(p)
+                    cells.append("–" if s is None else " / ".join(
+                        "—" if s[k] is None else f"{s[k]:.3f}" for k in ("recall", "precision", "kept")))
+                out.append(f"| {p} | {w} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="release folder or checkpoint (default: the bundled model)")
@@ -218,9 +238,14 @@ def main(argv=None) -> int:
     ap.add_argument("--bridges", default="auto",
                     help="bridge scorer: a bridges.json or a folder holding one, 'none' (the hand-set rule), or "
                          "'auto' (beside --gapfill, else beside --model)")
+    ap.add_argument("--unordered", action="store_true", help="treat every input's stroke order as unknown")
     ap.add_argument("--no-redraw", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="CompletionParams overrides, e.g. threshold=-0.3")
+    ap.add_argument("--keep-redraw", default=None,
+                    help="an earlier results JSON whose redraw figures to keep for sets with the same cases (redraw "
+                         "does not depend on the gap-filler or completion's settings); use with --no-redraw")
+    ap.add_argument("--markdown", action="store_true", help="also print docs/results.md's tables")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -240,6 +265,7 @@ def main(argv=None) -> int:
                "cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
                "bridges": None if scorer is None else scorer.spec.get("fit"),
                "load_average_at_start": os.getloadavg()[0], "sets": {}}
+    kept = json.loads(Path(args.keep_redraw).read_text())["sets"] if args.keep_redraw else {}
     for name in args.sets:
         if name == "sheep-raster":
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=True)
@@ -254,12 +280,15 @@ def main(argv=None) -> int:
         else:
             raise SystemExit(f"unknown set {name}")
         entry = {"n_cases": len(cases)}
-        counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params, scorer=scorer)
+        counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params, scorer=scorer,
+                                        unordered=args.unordered)
         entry["completion"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spc}
         entry["floor"] = {"by_p": _by_p(cases, _counts(cases, [c.strokes for c in cases]))}
         if not args.no_redraw:
             counts, spr = run_redraw(healer, cases, seed=args.seed)
             entry["redraw"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spr}
+        elif kept.get(name, {}).get("n_cases") == len(cases) and "redraw" in kept[name]:
+            entry["redraw"] = dict(kept[name]["redraw"], kept_from=args.keep_redraw)
         results["sets"][name] = entry
         print(f"\n{name} ({len(cases)} cases)   recall / precision / kept")
         for method in ("completion", "redraw", "floor"):
@@ -270,6 +299,8 @@ def main(argv=None) -> int:
                                 for p, s in by_p.items())
                 t = entry[method].get("s_per_sketch")
                 print(f"  {method:10s} {w} {row}" + (f"   {1000 * t:.1f} ms/sketch" if t and w == "w1" else ""))
+    if args.markdown:
+        print(markdown(results))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))

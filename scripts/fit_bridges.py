@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-order", action="store_true", help="a scorer that does not use the drawing order")
     ap.add_argument("--cache", type=Path, default=None,
                     help="an .npz to keep the labelled candidates in (read when it exists, to refit quickly)")
     args = ap.parse_args(argv)
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     else:
         healer = load_model(args.model, device="cpu")
         ex = bridge_examples(healer.model, ds, size=healer.image_size, mode=healer.render_mode,
-                             repeats=args.repeats)
+                             repeats=args.repeats, ordered=not args.no_order)
         if args.cache is not None:
             np.savez(args.cache, features=ex.features, labels=ex.labels, drawing=ex.drawing)
     print(f"{len(ex.labels)} candidates from {len(ds)} drawings, {ex.labels.mean():.3f} right "

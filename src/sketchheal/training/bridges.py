@@ -53,9 +53,9 @@ def _ink_distance(lines: Sequence[np.ndarray], size: int) -> np.ndarray:
 def bridge_examples(model: torch.nn.Module, drawings: Sequence[Sequence[np.ndarray]], *, size: int, mode: str,
                     ps: tuple[float, float] = (0.1, 0.5), repeats: int = 2, seed: int = 0,
                     params: CompletionParams | None = None, tolerance: float = 2.0, right_share: float = 0.9,
-                    batch_size: int = 64) -> BridgeExamples:
+                    batch_size: int = 64, ordered: bool = True) -> BridgeExamples:
     """Erase each drawing ``repeats`` times (p uniform in ``ps``), reconstruct with ``model`` and label every bridge
-    candidate (module docstring)."""
+    candidate (module docstring); ``ordered=False`` fits a scorer that does not use the drawing order."""
     params = params or CompletionParams()
     rng = np.random.default_rng(seed)
     cases = []
@@ -75,7 +75,7 @@ def bridge_examples(model: torch.nn.Module, drawings: Sequence[Sequence[np.ndarr
             d_input = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) \
                 if ink.any() else np.full(ink.shape, np.inf, np.float32)
             c = candidates(view.px, view.starts, prob, d_input, max_gap=params.max_gap,
-                           cover_radius=params.cover_radius)
+                           cover_radius=params.cover_radius, ordered=ordered)
             if c is None:
                 continue
             d_orig = _ink_distance([to_image(line, view) for line in d], size)
