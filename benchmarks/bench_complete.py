@@ -36,7 +36,9 @@ import torch
 from sketchheal.evaluation.healing import frame_of, ink_counts, summarise
 from sketchheal.inference.bridges import load_scorer
 from sketchheal.inference.loading import load_model
-from sketchheal.inference.complete import CompletionParams, complete, model_view, view_of_part
+from sketchheal.evaluation.modes import complete_batch
+from sketchheal.inference.complete import CompletionParams, model_view
+from sketchheal.inference.domain import load_domain
 from sketchheal.sketch.erase import erase
 from sketchheal.sketch.io import load_sketches
 from sketchheal.sketch.masks import MaskTable
@@ -131,20 +133,18 @@ def qd_tune_cases(ps, seed: int, folder: Path) -> list[Case]:
     return cases
 
 
-def run_completion(healer, cases, *, gapfill, params, scorer=None, unordered=False, batch_size=64):
-    size, mode = healer.image_size, healer.render_mode
+def run_completion(healer, cases, *, gapfill, params, scorer="auto", unordered=False, domain=None, batch_size=64):
+    """Completion as ``sketchheal heal`` runs it (evaluation.modes.complete_batch: with ``domain``, drawings unlike
+    what the model learned get their gaps filled only)."""
     t0 = time.perf_counter()
-    views = []
-    for c in cases:
-        if c.raster is not None:
-            views.append(view_of_part(c.inputs, model_view(c.original, size, mode), c.raster))
-        else:
-            views.append(model_view(c.strokes, size, mode))
-    comps = complete(healer, [c.strokes for c in cases], gapfill=gapfill, params=params, views=views,
-                     batch_size=batch_size, scorer=scorer, ordered=[c.given is None and not unordered for c in cases])
+    rasters = [c.raster for c in cases]
+    images = np.stack(rasters) if all(r is not None for r in rasters) else None
+    added, typical = complete_batch(healer, [c.strokes for c in cases], [c.original for c in cases], images,
+                                    gapfill=gapfill, domain=domain, batch_size=batch_size, params=params,
+                                    scorer=scorer, ordered=[c.given is None and not unordered for c in cases])
     dt = time.perf_counter() - t0
-    counts = _counts(cases, [r.lines for r in comps])
-    return counts, dt / max(1, len(cases)), comps
+    counts = _counts(cases, [list(c.strokes) + a for c, a in zip(cases, added)])
+    return counts, dt / max(1, len(cases)), typical
 
 
 def _box_fit(lines, onto):
@@ -239,6 +239,9 @@ def main(argv=None) -> int:
                     help="bridge scorer: a bridges.json or a folder holding one, 'none' (the hand-set rule), or "
                          "'auto' (beside --gapfill, else beside --model)")
     ap.add_argument("--unordered", action="store_true", help="treat every input's stroke order as unknown")
+    ap.add_argument("--no-domain", action="store_true",
+                    help="complete every drawing in full (by default, as `sketchheal heal`: drawings unlike what the "
+                         "model learned get their gaps filled only)")
     ap.add_argument("--no-redraw", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], help="CompletionParams overrides, e.g. threshold=-0.3")
@@ -261,7 +264,8 @@ def main(argv=None) -> int:
     scorer = load_scorer(where) if where else None
     if args.bridges not in ("none", "auto") and scorer is None:
         raise SystemExit(f"no bridge scorer at {args.bridges}")
-    results = {"model": args.model or "bundled", "gapfill": args.gapfill, "params": asdict(params),
+    domain = None if args.no_domain else load_domain(healer.source)
+    results = {"model": args.model or "bundled", "domain_rule": domain is not None, "gapfill": args.gapfill, "params": asdict(params),
                "cpu": _cpu(), "cores": os.cpu_count(), "threads": args.threads,
                "bridges": None if scorer is None else scorer.spec.get("fit"),
                "load_average_at_start": os.getloadavg()[0], "sets": {}}
@@ -280,9 +284,10 @@ def main(argv=None) -> int:
         else:
             raise SystemExit(f"unknown set {name}")
         entry = {"n_cases": len(cases)}
-        counts, spc, _ = run_completion(healer, cases, gapfill=gapfill, params=params, scorer=scorer,
-                                        unordered=args.unordered)
-        entry["completion"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spc}
+        counts, spc, typical = run_completion(healer, cases, gapfill=gapfill, params=params, scorer=scorer,
+                                              unordered=args.unordered, domain=domain)
+        entry["completion"] = {"by_p": _by_p(cases, counts), "s_per_sketch": spc,
+                               "unlike": sum(t is False for t in typical)}
         entry["floor"] = {"by_p": _by_p(cases, _counts(cases, [c.strokes for c in cases]))}
         if not args.no_redraw:
             counts, spr = run_redraw(healer, cases, seed=args.seed)

@@ -89,18 +89,23 @@ def _table() -> list[np.ndarray]:
     return [np.array([[0.0, 80.0], [300.0, 80.0]]), *legs, cup]
 
 
-def test_a_drawing_that_is_no_sheep_is_said_to_be_unlike_and_gets_no_parts(tmp_path, bundled, capsys):
+def test_a_drawing_that_is_no_sheep_is_said_to_be_unlike_and_gets_no_parts_from_the_sheep_model(tmp_path, bundled, capsys):
     table = polylines_to_stroke3(_table())
     r = H.heal(table, model=bundled)[0]
     assert r.typicality is not None and not r.typicality["typical"]
     assert r.domain_note.startswith("this model learned sheep; your drawing is unlike")
-    gaps = H.heal(table, model=bundled, parts=False)[0]
-    assert [a.tolist() for a in r.added_lines] == [a.tolist() for a in gaps.added_lines]
+    assert r.gapfilled  # the bundled gap-filler, which learned many kinds of drawing, completes it in full
+    own = H.heal(table, model=bundled, gapfill=False)[0]  # the sheep model's own reconstruction: gaps only
+    gaps = H.heal(table, model=bundled, gapfill=False, parts=False)[0]
+    assert not own.gapfilled and [a.tolist() for a in own.added_lines] == [a.tolist() for a in gaps.added_lines]
     np.savez(tmp_path / "table.npz", strokes=table)
-    assert main(["heal", str(tmp_path / "table.npz"), "-o", str(tmp_path / "out"), "--format", "svg"]) == 0
-    err = capsys.readouterr().err.splitlines()
-    notes = [line for line in err if "unlike" in line]
-    assert notes == [f"{tmp_path / 'table.npz'}: {r.domain_note}; gaps filled only, no parts invented"]
+    for k, (extra, action) in enumerate((([], "completed by the gap-filler, which learned many kinds of drawing"),
+                                         (["--gapfill", "none"], "gaps filled only, no parts invented"))):
+        assert main(["heal", str(tmp_path / "table.npz"), "-o", str(tmp_path / f"out{k}"), "--format", "svg",
+                     *extra]) == 0
+        err = capsys.readouterr().err.splitlines()
+        notes = [line for line in err if "unlike" in line]
+        assert notes == [f"{tmp_path / 'table.npz'}: {r.domain_note}; {action}"]
 
 
 def test_a_25_drawing_file_heals_in_one_call(tmp_path, bundled, data_dir):

@@ -1,7 +1,7 @@
 """``sketchheal heal``: heal images and sketch files (SVG / PNG / npz / side-by-side / ndjson outputs).
 
 The flags build a ``HealConfig`` (``sketchheal.config``); ``sketchheal.inference.heal.heal`` does the work. A
-drawing unlike what the model learned gets one line on stderr (its gaps were filled, no parts invented).
+drawing unlike what the model learned gets one line on stderr (and what completion did with it).
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from sketchheal.inference.loading import load_model
 
 _DEFAULT = HealConfig()
 _MOST_NOTES = 10  # domain notes printed one a line; the rest are counted
+
+
+def _unlike_action(r) -> str:
+    """What completion did with a drawing unlike what the model learned (see inference.heal)."""
+    if r.mode != "complete":
+        return ""
+    return "; completed by the gap-filler, which learned many kinds of drawing" if r.gapfilled else \
+        "; gaps filled only, no parts invented"
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -107,8 +115,7 @@ def _cmd_heal(args: argparse.Namespace) -> int:
     if results.skipped:
         print(f"skipped {len(results.skipped)} sketch(es) with more points than the model's "
               f"max_seq_len={healer.max_seq_len} (--skip-long): {_listed(results.skipped)}", file=sys.stderr)
-    notes = [f"{r.source}: {r.domain_note}" + ("; gaps filled only, no parts invented" if r.mode == "complete"
-                                                else "") for r in results if r.domain_note]
+    notes = [f"{r.source}: {r.domain_note}" + _unlike_action(r) for r in results if r.domain_note]
     for line in notes[:_MOST_NOTES]:
         print(line, file=sys.stderr)
     if len(notes) > _MOST_NOTES:

@@ -267,8 +267,12 @@ def domain_warning(result: HealResult) -> str | None:
     note = result.domain_note
     if not note:
         return None
-    then = ("only its gaps are filled, no parts are added" if result.mode == "complete"
-            else "the redrawn sketch may not follow it")
+    if result.mode != "complete":
+        then = "the redrawn sketch may not follow it"
+    elif result.gapfilled:
+        then = "it is completed by the gap-filler, which learned many kinds of drawing"
+    else:
+        then = "only its gaps are filled, no parts are added"
     return f"{note[:1].upper()}{note[1:]}: {then}."
 
 

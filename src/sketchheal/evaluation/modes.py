@@ -3,7 +3,8 @@
 - **complete** (``sketchheal heal``'s default): :func:`complete_batch` calls
   :func:`sketchheal.inference.complete.complete` exactly as ``sketchheal.heal`` does (``inference/heal.py``,
   ``_complete``): the default ``CompletionParams``, the model's ``domain.json`` for typicality, drawings unlike
-  what the model learned completed again with gaps filled only (``residual=False``), added strokes with
+  what the model learned completed again with gaps filled only (``residual=False``) when no gap-filler
+  reconstructs, added strokes with
   non-finite points dropped; with the gap-filler :func:`gapfill_for` picks (the same rule as ``heal``'s
   ``gapfill=None``). The healed drawing is the input's strokes plus the added ones, in the original's coordinates.
 - **redraw** (the published healing): the decoded sketch; for the ink measures it is placed on the original's
@@ -44,15 +45,17 @@ def gapfill_for(setting: str, healer: Any) -> tuple[Any, str | None]:
 
 
 def complete_batch(healer: Any, inputs: Sequence[Sequence[np.ndarray]], originals: Sequence[Sequence[np.ndarray]],
-                   images: np.ndarray | None, *, gapfill: Any, domain: Any, batch_size: int
-                   ) -> tuple[list[list[np.ndarray]], list[bool | None]]:
+                   images: np.ndarray | None, *, gapfill: Any, domain: Any, batch_size: int,
+                   params: CompletionParams | None = None, scorer: Any = "auto",
+                   ordered: bool | Sequence[bool] = True) -> tuple[list[list[np.ndarray]], list[bool | None]]:
     """Complete one batch as ``sketchheal.heal`` does; returns the added strokes of each drawing and whether it
     was typical (None: the model has no calibration).
 
     inputs: the input strokes (absolute, the original's coordinates); originals: the complete sketches.
     images ``(B, N, N)``: the raster corruption the model sees instead of the rendering of ``inputs`` (None:
     the rendering, as for a vector input); its frame is the original's, so every input point is placed where the
-    original's rendering has it (:func:`sketchheal.inference.complete.view_of_part`).
+    original's rendering has it (:func:`sketchheal.inference.complete.view_of_part`). params, scorer, ordered:
+    as :func:`~sketchheal.inference.complete.complete` (defaults: heal's).
     """
     size, mode = int(healer.image_size), str(healer.render_mode)
     if images is None:
@@ -62,14 +65,16 @@ def complete_batch(healer: Any, inputs: Sequence[Sequence[np.ndarray]], original
         for d, o, img in zip(inputs, originals, images):
             whole = model_view(o, size, mode)
             views.append(None if whole is None else view_of_part(d, whole, img))
-    params = CompletionParams()
+    params = params or CompletionParams()
+    order = [bool(ordered)] * len(inputs) if isinstance(ordered, (bool, np.bool_)) else list(ordered)
     comps = complete(healer, inputs, gapfill=gapfill, params=params, views=views, images=images,
-                     batch_size=batch_size, domain=domain)
+                     batch_size=batch_size, domain=domain, scorer=scorer, ordered=order)
     unlike = [i for i, c in enumerate(comps) if c.typicality is not None and not c.typicality["typical"]]
-    if params.residual and unlike:  # unlike what the model learned: fill the gaps, invent no parts (as heal)
+    if params.residual and unlike and gapfill is None:  # as heal: gaps only when the model reconstructs itself
         again = complete(healer, [inputs[i] for i in unlike], gapfill=gapfill, views=[views[i] for i in unlike],
                          images=None if images is None else np.asarray(images)[unlike],
-                         params=dataclasses.replace(params, residual=False), batch_size=batch_size)
+                         params=dataclasses.replace(params, residual=False), batch_size=batch_size,
+                         scorer=scorer, ordered=[order[i] for i in unlike])
         for i, c in zip(unlike, again):
             comps[i].added_lines = c.added_lines
     added = [[a for a in c.added_lines if len(a) and np.isfinite(a).all()] for c in comps]

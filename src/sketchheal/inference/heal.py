@@ -17,7 +17,8 @@ Two modes (``HealConfig.mode``):
 - ``"complete"`` (default): the healed drawing is the input's own strokes, exactly as given (vector inputs; images:
   the centre lines traced from their ink), plus new strokes where the drawing has gaps or missing parts
   (:func:`sketchheal.inference.complete.complete`); nothing else changes. A drawing unlike what the model learned
-  (:mod:`sketchheal.inference.domain`, ``HealResult.domain_note``) gets its gaps filled only, no invented parts.
+  (:mod:`sketchheal.inference.domain`, ``HealResult.domain_note``) gets its gaps filled only, no invented parts,
+  when the healing model reconstructs it; a gap-filler, which learned many kinds of drawing, completes it in full.
 - ``"redraw"``: the published healing: the (masked) input image is encoded and the code decoded into a new sketch
   (:func:`sketchheal.inference.redraw.redraw`; ``temperature``, ``samples``, ``candidates``, ``greedy`` apply).
 
@@ -85,7 +86,8 @@ class HealResult:
     input_lines: the input's strokes in its own frame (absolute ``(k, 2) float64``; see
         :mod:`sketchheal.inference.inputs`): exactly as given, after the erasure when ``mask`` is set; images:
         the traced centre lines.
-    added_lines: the strokes completion added, in the same frame (empty for redraw).
+    added_lines: the strokes completion added, in the same frame (empty for redraw). gapfilled: a gap-filler
+        reconstructed the drawing (then a drawing unlike what the healing model learned is completed in full).
     typicality: how typical the input is for the model (``distance``, ``percentile``, ``typical``, ``message``;
         :mod:`sketchheal.inference.domain`), None when the model has no calibration.
     record: an ``.ndjson`` input's JSON object (every field), else None. input_drawing: its strokes as given, when
@@ -110,6 +112,7 @@ class HealResult:
     group: str = ""
     coords: str = ""
     redrawn_lines: list[np.ndarray] = field(default_factory=list)
+    gapfilled: bool = False
     start: np.ndarray = field(default_factory=lambda: np.zeros(2))
     input_rows: int = 0
     masked: bool = False
@@ -369,7 +372,9 @@ def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: A
     comps = complete(healer, drawings, gapfill=gapfill, params=params, views=views, batch_size=cfg.batch_size,
                      domain=domain, ordered=ordered)
     unlike = [i for i, c in enumerate(comps) if c.typicality is not None and not c.typicality["typical"]]
-    if params.residual and unlike:  # unlike what the model learned: fill the gaps, invent no parts
+    if params.residual and unlike and gapfill is None:
+        # the healing model itself reconstructs a drawing unlike what it learned: fill its gaps, invent no parts
+        # (a gap-filler, which learned many kinds of drawing, completes every drawing in full)
         again = complete(healer, [drawings[i] for i in unlike], gapfill=gapfill, views=[views[i] for i in unlike],
                          params=dataclasses.replace(params, residual=False), batch_size=cfg.batch_size,
                          ordered=[ordered[i] for i in unlike])
@@ -385,7 +390,7 @@ def _complete(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: A
             **_common(it), input_image=c.image if c.image is not None else blank(size), healed=[rows],
             mode="complete", input_lines=c.input_lines, added_lines=c.added_lines, typicality=c.typicality,
             input_drawing=it.record["drawing"] if exact and it.record is not None else None, start=start,
-            input_rows=n_in, masked=bool(cfg.mask)))
+            input_rows=n_in, masked=bool(cfg.mask), gapfilled=gapfill is not None))
     return HealResults(results)
 
 
