@@ -87,3 +87,24 @@ def test_bundled_model_ships_a_small_calibration():
     dom = load_domain(BUNDLED_MODEL_DIR)
     assert dom.categories == ["aaron_sheep"] and dom.mean.shape == (64,)
     assert json.loads(path.read_text())["info"]["n_train"] >= 1000
+
+
+def test_the_bundled_calibration_flags_drawings_of_other_kinds_by_the_decoder_too():
+    from sketchheal.inference.complete import model_view
+    from sketchheal.inference.loading import load_model
+
+    healer = load_model(None, device="cpu")
+    dom = load_domain(BUNDLED_MODEL_DIR)
+    assert dom.nll_quantiles is not None and dom.extent > 0
+    table = [np.array([[0.0, 80.0], [300.0, 80.0]]), *[np.array([[x, 80.0], [x, 200.0]]) for x in (20.0, 280.0)],
+             np.array([[120.0, 40.0], [125.0, 80.0], [155.0, 80.0], [160.0, 40.0], [120.0, 40.0]])]
+    view = model_view(table, healer.image_size, healer.render_mode)
+    (t,) = dom.typicality(healer, view.image[None], [table])
+    assert not t["typical"] and t["nll"] is not None
+    codes = dom.mean[None]
+    (no_nll,) = dom.assess(codes)  # without a drawing: the code distance alone
+    assert no_nll["nll"] is None and no_nll["typical"]
+    back = Domain.from_dict(json.loads(json.dumps(dom.to_dict())))
+    np.testing.assert_allclose(back.nll_quantiles, dom.nll_quantiles, rtol=1e-5)
+    with pytest.raises(ValueError, match="decoder quantiles"):
+        Domain.from_dict({**dom.to_dict(), "nll_quantiles": [1.0, 2.0]})

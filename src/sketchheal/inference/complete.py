@@ -412,7 +412,7 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
     if domain is not None:  # how typical, by the main model's codes
         if gapfill is not None:
             _, codes = reconstruct(_model_of(healer), batch, batch_size)
-        typical = domain.assess(codes)
+        typical = domain.assess(codes, domain.nll(healer, [drawings[i] for i in ok], codes, batch_size))
     for j, i in enumerate(ok):
         view = views[i] if images is None else replace(views[i], image=batch[j])
         res = results[i]

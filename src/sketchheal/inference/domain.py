@@ -1,9 +1,19 @@
 """How typical a drawing is for the model: is it the kind of drawing the model learned (issue 17, item 4)?
 
-The statistic is the Mahalanobis distance of a drawing's code (the encoder mean ``mu`` of the model's view of it)
-under a Gaussian fitted to the codes of the model's own **training** drawings, and it is reported as a percentile
-of the same distance over the model's **validation** drawings: ``percentile = 99.5`` means the drawing is farther
-from what the model learned than 99.5 % of the validation drawings ("unlike 99 % of them"). The training and
+Two statistics, each reported as a percentile over the model's own **validation** drawings:
+
+- the Mahalanobis distance of a drawing's code (the encoder mean ``mu`` of the model's view of it) under a Gaussian
+  fitted to the codes of the model's **training** drawings;
+- the decoder's negative log-likelihood of the drawing's own pen offsets (nats per point, sketch-rnn's ``L_s``,
+  teacher-forced with the drawing's code; the drawing first resized so that its box's longer side is the training
+  drawings' median, since the decoder learned their scale; at most ``max_seq_len`` points). A decoder that learned
+  sheep finds a bicycle's strokes improbable even where the encoder gives it a sheep-like code.
+
+The drawing's percentile is the larger of the two: ``percentile = 99.5`` means it is farther from what the model
+learned than 99.5 % of the validation drawings by one of them ("unlike 99 % of them"). For the bundled model,
+with squares erased at p = 0.3, this flags 53 % of 430 QuickDraw drawings of 43 other categories (the code distance
+alone: 26 %) and 1.1 % of the 267 test sheep (0.7 %); a calibration without the decoder statistic (older
+``domain.json`` files) uses the code distance alone. The training and
 validation drawings are seen as inputs are: with squares erased from their strokes (:mod:`sketchheal.sketch.erase`)
 at ``p`` drawn uniformly from ``[0, p_max]``, so that an incomplete drawing of a known kind still looks typical.
 
@@ -29,11 +39,12 @@ import torch
 from sketchheal.sketch.erase import erase
 from sketchheal.sketch.io import load_sketches
 from sketchheal.sketch.render import render
-from sketchheal.sketch.strokes import polylines_to_stroke3, stroke3_to_polylines
+from sketchheal.model.mixture import reconstruction_terms
+from sketchheal.sketch.strokes import normalize, polylines_to_stroke3, stroke3_to_polylines, to_stroke5
 from sketchheal.utils.fileio import atomic_write
 
 __all__ = ["DOMAIN_FILE", "UNLIKE_PERCENTILE", "Domain", "build_domain", "calibrate", "load_domain",
-           "encode_codes", "describe"]
+           "encode_codes", "drawing_nll", "describe"]
 
 DOMAIN_FILE = "domain.json"
 UNLIKE_PERCENTILE = 99.0
@@ -65,6 +76,8 @@ class Domain:
     precision: np.ndarray  # (Nz, Nz), inverse of the (regularised) covariance of the training codes
     quantiles: np.ndarray  # (201,) validation distances at percentiles 0, 0.5, ..., 100
     info: dict[str, Any] = field(default_factory=dict)
+    nll_quantiles: np.ndarray | None = None  # (201,) validation decoder NLLs at the same percentiles
+    extent: float | None = None  # median longer side of the training drawings' boxes (the decoder's scale)
 
     def distance(self, codes: np.ndarray) -> np.ndarray:
         """Mahalanobis distances ``(B,)`` of codes ``(B, Nz)``."""
@@ -75,17 +88,34 @@ class Domain:
         """Share (in %) of the validation drawings closer to the training codes than ``distance``."""
         return np.interp(np.asarray(distance, np.float64), self.quantiles, _QUANTILES, left=0.0, right=100.0)
 
-    def assess(self, codes: np.ndarray) -> list[dict[str, Any]]:
-        """Per code: ``distance``, ``percentile``, ``typical`` (percentile below :data:`UNLIKE_PERCENTILE`) and a
+    def assess(self, codes: np.ndarray, nll: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Per code (and decoder NLL, when given and calibrated; NaN = none): ``distance``, ``nll``,
+        ``percentile`` (the larger of the two), ``typical`` (percentile below :data:`UNLIKE_PERCENTILE`) and a
         one-line ``message`` for people."""
         dist = self.distance(codes)
         pct = self.percentile(dist)
-        return [{"distance": float(d), "percentile": float(p), "typical": bool(p < UNLIKE_PERCENTILE),
-                 "message": describe(float(p), self.categories)} for d, p in zip(dist, pct)]
+        nll = np.full(len(dist), np.nan) if nll is None else np.asarray(nll, np.float64)
+        if self.nll_quantiles is not None:
+            by_nll = np.interp(nll, self.nll_quantiles, _QUANTILES, left=0.0, right=100.0)
+            pct = np.where(np.isfinite(nll), np.maximum(pct, by_nll), pct)
+        return [{"distance": float(d), "nll": None if not np.isfinite(n) else float(n), "percentile": float(p),
+                 "typical": bool(p < UNLIKE_PERCENTILE), "message": describe(float(p), self.categories)}
+                for d, n, p in zip(dist, nll, pct)]
 
-    def typicality(self, model: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> list[dict[str, Any]]:
-        """:meth:`assess` of the codes ``model`` gives the model images ``(B, N, N)``."""
-        return self.assess(encode_codes(model, images, batch_size))
+    def nll(self, healer: Any, drawings: Sequence[Sequence[np.ndarray]], codes: np.ndarray,
+            batch_size: int = 64) -> np.ndarray | None:
+        """The decoder NLL of each drawing (absolute strokes) under its code, or None when this calibration has
+        none (see :func:`drawing_nll`)."""
+        if self.nll_quantiles is None or self.extent is None:
+            return None
+        return drawing_nll(healer, drawings, codes, self.extent, batch_size)
+
+    def typicality(self, healer: Any, images: np.ndarray, drawings: Sequence[Sequence[np.ndarray]] | None = None,
+                   batch_size: int = 64) -> list[dict[str, Any]]:
+        """:meth:`assess` of the codes ``healer.model`` gives the model images ``(B, N, N)`` (and of the
+        decoder NLL of ``drawings``, one per image, when given)."""
+        codes = encode_codes(healer.model, images, batch_size)
+        return self.assess(codes, None if drawings is None else self.nll(healer, drawings, codes, batch_size))
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "sketchheal-domain-1", "statistic": "mahalanobis distance of the encoder mean",
@@ -93,7 +123,11 @@ class Domain:
                 "mean": [float(f"{v:.6g}") for v in self.mean],
                 "precision": [[float(f"{v:.6g}") for v in row] for row in self.precision],
                 "quantile_percents": [float(q) for q in _QUANTILES],
-                "quantiles": [float(f"{v:.6g}") for v in self.quantiles], "info": self.info}
+                "quantiles": [float(f"{v:.6g}") for v in self.quantiles], "info": self.info,
+                **({} if self.nll_quantiles is None else {
+                    "nll_statistic": "decoder offset NLL per point, teacher-forced with the drawing's code",
+                    "nll_quantiles": [float(f"{v:.6g}") for v in self.nll_quantiles],
+                    "extent": float(self.extent)})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Domain":
@@ -105,8 +139,16 @@ class Domain:
             raise ValueError(f"not a domain calibration: {e}") from None
         if mean.ndim != 1 or prec.shape != (len(mean), len(mean)) or q.shape != _QUANTILES.shape:
             raise ValueError("not a domain calibration: inconsistent shapes")
+        nq, extent = d.get("nll_quantiles"), d.get("extent")
+        if nq is not None:
+            try:
+                nq, extent = np.asarray(nq, np.float64), float(extent)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"not a domain calibration: {e}") from None
+            if nq.shape != _QUANTILES.shape or not np.isfinite(nq).all() or not extent > 0:
+                raise ValueError("not a domain calibration: inconsistent decoder quantiles")
         return cls(categories=list(d.get("categories", [])), mean=mean, precision=prec, quantiles=q,
-                   info=dict(d.get("info", {})))
+                   info=dict(d.get("info", {})), nll_quantiles=nq, extent=extent if nq is not None else None)
 
     def save(self, folder: str | os.PathLike) -> Path:
         path = Path(folder) / DOMAIN_FILE
@@ -154,17 +196,63 @@ def describe(percentile: float, categories: Sequence[str]) -> str:
             f"{percentile:.0f} % of them)")
 
 
+def drawing_nll(healer: Any, drawings: Sequence[Sequence[np.ndarray]], codes: np.ndarray, extent: float,
+                batch_size: int = 64) -> np.ndarray:
+    """``(B,)`` the decoder's offset NLL per point (nats) of each drawing (absolute strokes), teacher-forced with
+    its code ``codes[i]``, after resizing it so that its box's longer side is ``extent`` (its first
+    ``max_seq_len`` points); NaN for a drawing with no extent, or for all when the model has no teacher-forcing
+    interface (``decoder``, ``decoder_inputs``)."""
+    model = healer.model
+    out = np.full(len(drawings), np.nan)
+    if getattr(model, "decoder", None) is None or not hasattr(model, "decoder_inputs"):
+        return out
+    max_len = int(healer.max_seq_len)
+    size = float(getattr(getattr(model, "config", None), "target_size", 0.0))
+    rows, s5, lengths = [], [], []
+    for i, d in enumerate(drawings):
+        lines = [np.asarray(x, np.float64).reshape(-1, 2) for x in d if len(x)]
+        pts = np.concatenate(lines, 0) if lines else np.zeros((0, 2))
+        longer = float(np.ptp(pts, 0).max()) if len(pts) > 1 else 0.0
+        if longer <= 0:
+            continue
+        s3 = polylines_to_stroke3([x * (extent / longer) for x in lines])[:max_len]
+        rows.append(i)
+        s5.append(to_stroke5(normalize(s3, healer.scale, size), max_len))
+        lengths.append(len(s3))
+    dev = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for a in range(0, len(rows), max(1, batch_size)):
+                b = min(len(rows), a + batch_size)
+                strokes = torch.from_numpy(np.stack(s5[a:b])).to(dev)  # (B, L+1, 5)
+                z = torch.from_numpy(np.ascontiguousarray(codes[rows[a:b]], np.float32)).to(dev)  # (B, Nz)
+                params, _ = model.decoder(model.decoder_inputs(strokes), z)  # (B, L+1, 6M+3)
+                for k in range(b - a):
+                    n = lengths[a + k]
+                    offset, _ = reconstruction_terms(params[k:k + 1], strokes[k:k + 1],
+                                                     torch.tensor([n], device=dev))
+                    out[rows[a + k]] = float(offset) * strokes.shape[1] / n  # mean over L+1 steps -> per point
+    finally:
+        model.train(was)
+    return out
+
+
 def _views(sketches: Sequence[np.ndarray], size: int, mode: str, rng: np.random.Generator,
-           p_max: float) -> np.ndarray:
-    images = []
+           p_max: float) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """The model images of the drawings with squares erased, and the erased drawings' strokes."""
+    images, kept_lines = [], []
     for s3 in sketches:
         lines = stroke3_to_polylines(s3)
         kept = erase(lines, float(rng.uniform(0.0, p_max)), seed=int(rng.integers(1 << 31))).lines
         try:
             images.append(render(polylines_to_stroke3(kept if kept else lines), size=size, mode=mode))
+            kept_lines.append(kept if kept else lines)
         except ValueError:
             images.append(render(s3, size=size, mode=mode))
-    return np.stack(images)
+            kept_lines.append(lines)
+    return np.stack(images), kept_lines
 
 
 def build_domain(healer: Any, train: Sequence[np.ndarray], valid: Sequence[np.ndarray], *,
@@ -178,7 +266,8 @@ def build_domain(healer: Any, train: Sequence[np.ndarray], valid: Sequence[np.nd
                          f"{len(train)} and {len(valid)}")
     rng = np.random.default_rng(seed)
     size, mode = int(healer.image_size), str(healer.render_mode)
-    codes = encode_codes(healer.model, _views(train, size, mode, rng, p_max), batch_size)
+    images, _ = _views(train, size, mode, rng, p_max)
+    codes = encode_codes(healer.model, images, batch_size)
     mean = codes.mean(0)
     cov = np.cov(codes, rowvar=False)
     cov += np.eye(len(mean)) * (1e-3 * np.trace(cov) / len(mean))
@@ -186,8 +275,14 @@ def build_domain(healer: Any, train: Sequence[np.ndarray], valid: Sequence[np.nd
     precision = (precision + precision.T) / 2
     dom = Domain(categories=list(categories if categories is not None else getattr(healer, "categories", [])),
                  mean=mean, precision=precision, quantiles=np.zeros_like(_QUANTILES))
-    vcodes = encode_codes(healer.model, _views(valid, size, mode, rng, p_max), batch_size)
+    vimages, vlines = _views(valid, size, mode, rng, p_max)
+    vcodes = encode_codes(healer.model, vimages, batch_size)
     dom.quantiles = np.percentile(dom.distance(vcodes), _QUANTILES)
+    extent = float(np.median([np.ptp(np.concatenate(stroke3_to_polylines(s)), 0).max() for s in train]))
+    nll = drawing_nll(healer, vlines, vcodes, extent, batch_size) if extent > 0 else np.full(len(vlines), np.nan)
+    if np.isfinite(nll).sum() >= 10:
+        dom.nll_quantiles = np.percentile(nll[np.isfinite(nll)], _QUANTILES)
+        dom.extent = extent
     dom.info = {"n_train": len(train), "n_valid": len(valid), "seed": seed, "p_max": p_max,
                 "erasure": "sketchheal.sketch.erase, p ~ U[0, p_max]", "image_size": size, "render_mode": mode}
     return dom

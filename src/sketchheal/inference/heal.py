@@ -401,10 +401,13 @@ def _redraw(healer: Healer, items: list[HealInput], cfg: HealConfig, domain: Any
     images = np.stack([input_image(it, healer, mask=cfg.mask, table=table, invert=cfg.invert)
                        for it in items])  # (B, N, N)
     healed = redraw(healer, images, [it.index for it in items], cfg)
-    typical = domain.typicality(healer.model, images, cfg.batch_size) if domain is not None else [None] * len(items)
+    drawn = [it.lines if it.lines is not None else image_strokes(it.gray, invert=cfg.invert, name=it.source)
+             for it in items]
+    typical = domain.typicality(healer, images, [clean_lines(x) for x in drawn], cfg.batch_size) \
+        if domain is not None else [None] * len(items)
     results = []
     for j, it in enumerate(items):
-        lines = it.lines if it.lines is not None else image_strokes(it.gray, invert=cfg.invert, name=it.source)
+        lines = drawn[j]
         redrawn = stroke3_to_polylines(healed[j][0]) if len(healed[j][0]) else []
         results.append(HealResult(**_common(it), input_image=images[j], healed=healed[j], mode="redraw",
                                   input_lines=clean_lines(lines), typicality=typical[j],
