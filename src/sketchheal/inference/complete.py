@@ -10,14 +10,17 @@ The walk of one drawing (absolute polylines in the input's own coordinates; imag
    may come from a second model (the gap-filler) of the same image size.
 3. **Bridges.** Every pair of loose ends of the input (first and last points of its strokes) at most ``max_gap``
    apart is tried with three curves: a straight line, a cubic Hermite curve that leaves each end along its own
-   direction, and the corner where the two end directions meet. A curve is a bridge when the reconstruction's ink
-   probability ``(recons + 1) / 2`` along it (away from the two ends) averages at least ``bridge_mean``, its 10th
-   percentile reaches ``bridge_low`` and at most 30 % of it runs over the input's own ink. Bridges are accepted
-   greedily, best first, each end used once; a bridge starts and ends exactly at the input's points.
+   direction, and the corner where the two end directions meet (:mod:`sketchheal.inference.bridges`). With a
+   bridge scorer (``bridges.json`` beside the reconstructing model) a curve is a bridge when its probability of
+   being right reaches ``bridge_prob``; without one, when the reconstruction's ink probability
+   ``(recons + 1) / 2`` along it (away from the two ends) averages at least ``bridge_mean``, its 10th percentile
+   reaches ``bridge_low`` and at most 30 % of it runs over the input's own ink. Bridges are accepted greedily,
+   best first, each end used once; a bridge starts and ends exactly at the input's points.
 4. **The rest of the reconstruction.** Reconstruction ink above ``threshold`` farther than ``cover_radius`` from
    the input's ink and from the bridges, less specks (``min_area``), is thinned (Zhang-Suen,
-   :func:`sketchheal.sketch.trace.thin`) and traced into strokes; an end within ``snap_radius`` of an input loose
-   end is joined to it (else to the nearest input stroke point within ``cover_radius + 1.5``); strokes shorter
+   :func:`sketchheal.sketch.trace.thin`) and traced into strokes, each point moved across the line onto the
+   reconstruction's ridge (within ``ridge`` px; bridges too, ``bridge_ridge``); an end within ``snap_radius`` of an
+   input loose end is joined to it (else to the nearest input stroke point within ``cover_radius + 1.5``); strokes shorter
    than ``min_length`` or whose mean ink probability is below ``residual_mean`` are dropped; RDP (``simplify``).
 5. **A second look** (``passes = 2``): the drawing with the added strokes is drawn and reconstructed again, and
    what that finds (joined to the input's or the added strokes' ends) is added too.
@@ -83,6 +86,8 @@ class CompletionParams:
     residual_mean: float = 0.4  # a traced stroke's mean ink probability must reach this
     island_length: float = 0.0  # a traced stroke joined to no input stroke must be at least this long
     passes: int = 2  # reconstruct again with the added strokes drawn, and add what the second look finds
+    ridge: float = 1.5  # traced points move across the line to the reconstruction's ridge within this (0: off)
+    bridge_ridge: float = 1.0  # the same for the inner points of bridges
 
 
 @dataclass
@@ -276,8 +281,10 @@ def _bridges(view: ModelView, prob: np.ndarray, d_input: np.ndarray, params: Com
         curve = c.curves[k, kind]
         arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(curve, axis=0).T))]
         at = np.linspace(0.0, arc[-1], m)
-        out.append((int(c.ends[c.a[k]]), int(c.ends[c.b[k]]),
-                    np.stack([np.interp(at, arc, curve[:, 0]), np.interp(at, arc, curve[:, 1])], 1)))
+        pts = np.stack([np.interp(at, arc, curve[:, 0]), np.interp(at, arc, curve[:, 1])], 1)
+        if params.bridge_ridge > 0:
+            pts = _to_ridge(pts, prob, params.bridge_ridge)
+        out.append((int(c.ends[c.a[k]]), int(c.ends[c.b[k]]), pts))
     return out
 
 
@@ -306,6 +313,30 @@ def bridge_stage(view: ModelView, recon: np.ndarray, params: CompletionParams, s
     return out, covered, d_input
 
 
+def _to_ridge(px: np.ndarray, prob: np.ndarray, reach: float) -> np.ndarray:
+    """Each traced point ``(m, 2)`` moved across the line (along the normal of its neighbours' chord) to where
+    the ink probability peaks within ``reach`` px (sub-pixel, a parabola through the best sample and its two
+    neighbours); the skeleton of a thresholded blob lies on pixel centres, the drawn line on the ridge."""
+    if len(px) < 3:
+        return px
+    prev = np.vstack([px[:1], px[:-2], px[-2:-1]])
+    nxt = np.vstack([px[1:2], px[2:], px[-1:]])
+    t = nxt - prev
+    t /= np.maximum(np.hypot(*t.T), 1e-9)[:, None]
+    nrm = np.stack([-t[:, 1], t[:, 0]], 1)  # (m, 2)
+    offs = np.linspace(-reach, reach, int(round(2 * reach / 0.5)) + 1)  # every 0.5 px
+    pts = px[:, None] + offs[None, :, None] * nrm[:, None]  # (m, k, 2)
+    v = _sample(prob, pts)  # (m, k)
+    j = np.clip(v.argmax(1), 1, len(offs) - 2)
+    a, b, c = (np.take_along_axis(v, (j + d)[:, None], 1)[:, 0] for d in (-1, 0, 1))
+    den = a - 2 * b + c
+    shift = np.where(den < -1e-9, 0.5 * (a - c) / np.where(den < -1e-9, den, -1.0), 0.0)
+    o = offs[j] + np.clip(shift, -1, 1) * (offs[1] - offs[0])
+    out = px + o[:, None] * nrm
+    out[[0, -1]] = px[[0, -1]]  # the ends stay where they join
+    return out
+
+
 def residual_strokes(view: ModelView, recon: np.ndarray, covered: np.ndarray, params: CompletionParams
                      ) -> list[np.ndarray]:
     """Reconstruction ink above ``threshold`` that nothing drawn explains (farther than ``cover_radius`` from
@@ -322,6 +353,7 @@ def residual_strokes(view: ModelView, recon: np.ndarray, covered: np.ndarray, pa
     ends_px, ends_uv = view.px[ends_idx], view.uv[ends_idx]
     out = []
     for px in skeleton_polylines(thin(fill)):
+        px = _to_ridge(px, prob, params.ridge) if params.ridge > 0 else px
         joined = [None, None]  # (px, uv) of the input point each end is joined to
         for side in (0, 1):
             q = px[0] if side == 0 else px[-1]
