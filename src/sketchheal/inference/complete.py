@@ -81,7 +81,7 @@ class CompletionParams:
     bridge_low: float = 0.05  # ... and its 10th percentile this
     bridge_align: float = 0.0  # weight of the ends' alignment (pointing at each other) when ranking bridges
     min_align: float = 0.0  # bridges whose ends point away from each other more than this are refused
-    bridge_prob: float = 0.5  # with a bridge scorer: a bridge's probability of being right must reach this
+    bridge_prob: float = 0.4  # with a bridge scorer: a bridge's probability of being right must reach this
     residual: bool = True  # also trace reconstruction ink that no bridge explains
     residual_mean: float = 0.4  # a traced stroke's mean ink probability must reach this
     island_length: float = 0.0  # a traced stroke joined to no input stroke must be at least this long
