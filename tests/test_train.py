@@ -494,3 +494,30 @@ def test_config_is_validated_before_anything_is_built(synthetic_npz, tmp_path):
     with pytest.raises(ValueError, match="data.image_size"):
         train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_to_the_whole_process_group_still_saves(sheep_npz, tmp_path):
+    """A scheduler (or `kill -- -PGID`) signals the trainer and its DataLoader workers together: the workers
+    ignore it, so the step in flight is finished and saved instead of the loader crashing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sketchheal.cli.main", "train", "--preset", "tiny", "--data",
+                             str(sheep_npz), "-o", str(out), "--steps", "100000", "--device", "cpu",
+                             "--workers", "1", "--no-progress"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        metrics = out / "metrics.jsonl"
+        if metrics.is_file() and sum('"loss"' in line for line in metrics.read_text().splitlines()) >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    summary = _strict_json((out / "summary.json").read_text())
+    assert summary["interrupted"] and summary["checkpoint_saved"] and summary["signal"] == signal.SIGTERM

@@ -12,6 +12,7 @@ copy-on-write after ``fork``), and a plain list of arrays is packed into such ar
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Sequence
 
 import cv2
@@ -235,8 +236,13 @@ def _check_deform(amounts: tuple[float, ...]) -> None:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader worker setup: one OpenCV thread per worker (torch already uses one), no oversubscription."""
+    """DataLoader worker setup: one OpenCV thread per worker (torch already uses one), no oversubscription; and
+    SIGTERM / SIGINT ignored: the main process decides when to stop (a scheduler, ``kill -- -PGID`` or Ctrl-C
+    signal the whole process group, and a worker killed under the step being finished and saved would crash it).
+    Workers still end with the main process (the DataLoader's watchdog) and when the loader shuts them down."""
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def fork_safe_opencv() -> None:
