@@ -416,7 +416,8 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
     scorer: the :class:`~sketchheal.inference.bridges.BridgeScorer` that decides bridges; "auto" (default): the
     one stored beside the model that reconstructs (``bridges.json``, :func:`~sketchheal.inference.bridges.
     load_scorer`), if any; None: the hand-set rule. ordered: whether the strokes are in drawing order (one flag,
-    or one per drawing; False for traced pictures, whose stroke order means nothing).
+    or one per drawing); False for traced pictures, whose stroke order means nothing and whose fragmented centre
+    lines are unlike the erased drawings the scorer learned: they are bridged by the hand-set rule.
     Returns one :class:`Completion` per drawing, in order.
     """
     params = params or CompletionParams()
@@ -449,7 +450,7 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         view = views[i] if images is None else replace(views[i], image=batch[j])
         res = results[i]
         res.image, res.recon, res.frame = view.image, recons[j], view.frame
-        res.added_lines = added_strokes(view, recons[j], params, scorer, order[i])
+        res.added_lines = added_strokes(view, recons[j], params, scorer if order[i] else None, order[i])
         if typical is not None:
             res.typicality = typical[j]
     for _ in range(params.passes - 1):  # look again at the drawing with what was added
@@ -460,5 +461,5 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         recons2, _ = reconstruct(_model_of(gapfill if gapfill is not None else healer),
                                  np.stack([v.image for v in views2]), batch_size)
         for v, r, i in zip(views2, recons2, again):
-            results[i].added_lines = results[i].added_lines + added_strokes(v, r, params, scorer, order[i])
+            results[i].added_lines = results[i].added_lines + added_strokes(v, r, params, scorer if order[i] else None, order[i])
     return results
