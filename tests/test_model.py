@@ -12,6 +12,7 @@ from sketchheal.config import ModelConfig, preset
 from sketchheal.model import (
     GMLPBlock, LmserCNNEncoder, LmserGMLPEncoder, LmserPix2Seq, SpatialGatingUnit, StrokeDecoder,
 )
+from sketchheal.model.pix2seq import GAP_RADIUS, gap_weights
 from sketchheal.model.weights import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, load_release, save_release
 
 
@@ -110,6 +111,38 @@ def test_pen_loss_weight_changes_the_loss_not_the_logged_stroke_loss():
     assert torch.equal(a["stroke"], w["stroke"])  # the logged L_R stays comparable across runs
     assert w["loss"] > a["loss"]
     assert torch.allclose(a["loss"], a["stroke"] + paper.image_loss_weight * a["image"])
+
+
+def test_gap_weights_mark_the_neighbourhood_of_the_erased_ink():
+    clean = -torch.ones(1, 1, 128, 128)
+    clean[0, 0, 64, 20:100] = 1.0  # a horizontal line ...
+    corrupted = clean.clone()
+    corrupted[0, 0, 64, 50:60] = -1.0  # ... with a gap the corruption made
+    w = gap_weights(clean, corrupted, 8.0)
+    assert w.shape == clean.shape
+    assert w[0, 0, 64, 55] == 9.0 and w[0, 0, 64 + GAP_RADIUS, 50 - GAP_RADIUS] == 9.0  # the gap, 6 px around it
+    assert w[0, 0, 64 + GAP_RADIUS + 1, 55] == 1.0 and w[0, 0, 64, 30] == 1.0  # beyond it, and the kept ink
+    assert torch.equal(gap_weights(clean, clean, 8.0), torch.ones_like(clean))  # nothing erased: plain MSE
+
+
+def test_gap_loss_weight_changes_the_loss_not_the_logged_image_loss():
+    cfg = tiny()
+    torch.manual_seed(0)
+    model = LmserPix2Seq(cfg)
+    batch = make_batch(cfg)
+    out = model(batch["corrupted"], batch["strokes"], batch["length"])
+    paper = preset("tiny").train
+    assert paper.gap_loss_weight == 0.0  # the published loss by default
+    gapped = dataclasses.replace(paper, gap_loss_weight=8.0)
+    a, g = (model.compute_losses(out, batch, **paper.loss_weights()),
+            model.compute_losses(out, batch, **gapped.loss_weights()))
+    assert torch.equal(a["image"], g["image"])  # the logged L_img stays the plain MSE
+    err = (out["recons"][-1] - batch["clean"]) ** 2
+    weighted = (gap_weights(batch["clean"], batch["corrupted"], 8.0) * err).mean()
+    assert torch.allclose(g["loss"], g["stroke"] + paper.image_loss_weight * weighted)
+    assert g["loss"] > a["loss"]  # the batch has erased ink
+    with pytest.raises(ValueError, match="gap_loss_weight"):
+        dataclasses.replace(paper, gap_loss_weight=-1.0).validate()
 
 
 def test_bf16_autocast_keeps_losses_fp32():

@@ -134,6 +134,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     # Weight of the image reconstruction MSE L_img. Paper: 0.5.
     image_loss_weight: float = 0.5
+    # Extra weight of L_img on the pixels within 6 px of the ink the corruption erased (the pixel's squared error
+    # counts 1 + this; 0 = the published plain MSE). The encoder copies what it sees; the gaps are where it has to
+    # invent, and they are a few per cent of the image. Not in the paper; the gap-filler's option. Paper: 0.0.
+    gap_loss_weight: float = 0.0
     # Weight of the pen-lift and end-of-sketch classes in the pen cross-entropy L_p, relative to pen-down (class
     # weighting, not in the paper). At the published evaluation temperature 0.01 the sampler takes the most likely
     # pen state, so a lift or end whose probability is spread over a few steps, each below even odds, is never
@@ -187,13 +191,13 @@ class TrainConfig:
         """The keyword arguments of ``LmserPix2Seq.compute_losses``: ``model.compute_losses(out, batch,
         **cfg.train.loss_weights())``."""
         return {"image_loss_weight": self.image_loss_weight, "pen_loss_weight": self.pen_loss_weight,
-                "kl_weight": self.kl_weight, "kl_min": self.kl_min}
+                "kl_weight": self.kl_weight, "kl_min": self.kl_min, "gap_loss_weight": self.gap_loss_weight}
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field a training run cannot use."""
         _check_fields("train", self, {
             "batch_size": "int>=1", "steps": "int>=0", "lr": ">0", "lr_decay": "(0,1]", "min_lr": ">=0",
-            "warmup_steps": "int>=0", "grad_clip": ">=0", "image_loss_weight": ">=0", "pen_loss_weight": ">0",
+            "warmup_steps": "int>=0", "grad_clip": ">=0", "image_loss_weight": ">=0", "gap_loss_weight": ">=0", "pen_loss_weight": ">0",
             "kl_weight": ">=0", "kl_min": ">=0", "seed": "int>=0", "init_parts": INIT_PARTS, "bf16": BF16_MODES,
             "threads": "int>=0", "checkpoint_every": "int>=0", "eval_every": "int>=0", "eval_batches": "int>=0",
             "sample_every": "int>=0", "log_every": "int>=1", "nan_patience": "int>=1",

@@ -18,6 +18,21 @@ from sketchheal.model.mixture import kl_divergence, kl_loss, pen_cross_entropy, 
 from sketchheal.sketch.strokes import SOS_TOKEN as SOS  # the stroke-5 start-of-sketch row (its one home)
 
 
+GAP_RADIUS = 6  # px at 128 px: about half the side of the published erasing square (24 px at 128 px)
+
+
+def gap_weights(clean: torch.Tensor, corrupted: torch.Tensor, weight: float, radius: int = GAP_RADIUS
+                ) -> torch.Tensor:
+    """Per-pixel weights ``(B, 1, N, N)`` of the image loss: ``1 + weight`` within ``radius`` px (a square
+    neighbourhood, scaled with ``N / 128``) of ink the corruption erased (clean ink where the corrupted image is
+    paper: ``clean - corrupted > 1``, in [-1, 1] images), 1 elsewhere. The erased squares are where the encoder
+    must invent; elsewhere it copies what it sees."""
+    r = max(1, round(radius * clean.shape[-1] / 128))
+    erased = ((clean.float() - corrupted.float()) > 1.0).float()  # (B, 1, N, N)
+    near = F.max_pool2d(erased, kernel_size=2 * r + 1, stride=1, padding=r)  # (B, 1, N, N): dilated by r
+    return 1.0 + weight * near
+
+
 class LmserPix2Seq(nn.Module):
     """Image ``(B, 1, N, N)`` -> latent ``z (B, Nz)`` -> stroke-5 mixture parameters ``(B, L, 6M+3)``."""
 
@@ -67,14 +82,17 @@ class LmserPix2Seq(nn.Module):
         return {"params": params, "mu": enc.mu, "logvar": enc.logvar, "recons": enc.recons, "z": z}
 
     def compute_losses(self, out: dict[str, Any], batch: dict[str, torch.Tensor], *, image_loss_weight: float,
-                       pen_loss_weight: float, kl_weight: float, kl_min: float) -> dict[str, torch.Tensor]:
+                       pen_loss_weight: float, kl_weight: float, kl_min: float,
+                       gap_loss_weight: float = 0.0) -> dict[str, torch.Tensor]:
         """``loss = L_R (pen classes weighted) + image_loss_weight * L_img (+ kl_weight * max(KL, kl_min))``.
 
         ``out`` is :meth:`forward`'s; ``batch`` needs ``strokes (B, L+1, 5)``, ``length (B,)`` (real points per
         sketch) and ``clean (B, 1, N, N)`` (the uncorrupted image). The weights are ``TrainConfig``'s fields of the
-        same names (the paper: 0.5, 1, 0, -). With ``pen_loss_weight`` w != 1 the loss uses the class-weighted pen
+        same names (the paper: 0.5, 1, 0, -, 0). With ``pen_loss_weight`` w != 1 the loss uses the class-weighted pen
         term while ``stroke`` still reports the unweighted L_R (comparable across runs). ``kl`` is returned
-        unfloored (for logging) whatever ``kl_weight`` is. All values are fp32 scalars.
+        unfloored (for logging) whatever ``kl_weight`` is. With ``gap_loss_weight`` g > 0 (not in the paper; needs
+        ``corrupted (B, 1, N, N)`` in ``batch``) L_img weighs the pixels near the erased ink 1 + g times
+        (:func:`gap_weights`) while ``image`` still reports the plain MSE. All values are fp32 scalars.
 
         The terms are the published system's (L_R and L_img, no KL term); the description of it that this package
         follows numbers no equations, so the comments below name each term rather than number it.
@@ -92,10 +110,15 @@ class LmserPix2Seq(nn.Module):
                 fitted = offset + pen_cross_entropy(split_params(out["params"])[-1], batch["strokes"], pen_loss_weight)
         # L_img = mean((recons_T - clean)^2): MSE of the final Lmser loop's reconstruction only, as published.
         with torch.autocast(device_type=device, enabled=False):
-            image = F.mse_loss(out["recons"][-1].float(), batch["clean"].float())
+            err = (out["recons"][-1].float() - batch["clean"].float()) ** 2  # (B, 1, N, N)
+            image = err.mean()
+            if gap_loss_weight > 0:  # mean((1 + g * G) * err): the gaps weigh more (not in the paper)
+                fitted_image = (gap_weights(batch["clean"], batch["corrupted"], gap_loss_weight) * err).mean()
+            else:
+                fitted_image = image
         kl = kl_divergence(out["mu"], out["logvar"])
         # Total, as published: L_R + 0.5 L_img (image_loss_weight = 0.5) ...
-        loss = fitted + image_loss_weight * image
+        loss = fitted + image_loss_weight * fitted_image
         if kl_weight > 0:  # ... and no KL term; sketch-rnn's floored KL when asked for
             loss = loss + kl_weight * kl_loss(out["mu"], out["logvar"], kl_min)
         return {"loss": loss, "stroke": stroke, "image": image, "kl": kl}
