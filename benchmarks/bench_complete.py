@@ -257,7 +257,8 @@ def main(argv=None) -> int:
     over = {}
     for kv in args.set:
         k, v = kv.split("=", 1)
-        over[k] = type(getattr(CompletionParams(), k))(float(v))
+        kind = type(getattr(CompletionParams(), k))
+        over[k] = v if kind is str else kind(v.lower() in ("1", "true", "yes")) if kind is bool else kind(float(v))
     params = CompletionParams(**over)
     where = None if args.bridges == "none" else (args.gapfill or healer.source) if args.bridges == "auto" \
         else args.bridges

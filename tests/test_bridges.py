@@ -94,7 +94,7 @@ def test_the_scorer_decides_which_ends_are_joined(monkeypatch):
     view = model_view(lines, 128, "reference")
     healer = SimpleNamespace(model=None, image_size=128, render_mode="reference", source="")
     recon = np.where(view.image > 0, 1.0, -1.0).astype(np.float32)  # the input only: the rule bridges nothing
-    monkeypatch.setattr(C, "reconstruct", lambda model, images, batch_size=64: (
+    monkeypatch.setattr(C, "reconstruct", lambda model, images, batch_size=64, views=(): (
         np.repeat(recon[None], len(images), 0), np.zeros((len(images), 4))))
     params = C.CompletionParams(residual=False, passes=1)
     (rule,) = complete(healer, [lines], params=params, scorer=None)

@@ -6,8 +6,9 @@ The walk of one drawing (absolute polylines in the input's own coordinates; imag
    stroke-3 form at the model's ``image_size`` / ``render_mode``); every input point's position in that image is
    known exactly from the render layout.
 2. **Reconstruction.** The encoder's final Lmser reconstruction ``recons[-1]`` (trained to reproduce the clean
-   sketch from the corrupted one) of that image; its ink is where it is above ``threshold``. The reconstruction
-   may come from a second model (the gap-filler) of the same image size.
+   sketch from the corrupted one) of that image, averaged with those of its mirrored and shifted copies
+   (``views``, :mod:`sketchheal.inference.recon`); its ink is where it is above ``threshold``. The
+   reconstruction may come from a second model (the gap-filler) of the same image size.
 3. **Bridges.** Every pair of loose ends of the input (first and last points of its strokes) at most ``max_gap``
    apart is tried with three curves: a straight line, a cubic Hermite curve that leaves each end along its own
    direction, and the corner where the two end directions meet (:mod:`sketchheal.inference.bridges`). With a
@@ -43,6 +44,7 @@ import torch
 
 from sketchheal.inference.bridges import FEATURES, BridgeScorer, candidates, choose, load_scorer, sample as _sample
 from sketchheal.inference.loading import load_model
+from sketchheal.inference.recon import parse_views, reconstruct
 from sketchheal.sketch.render import Frame, layout, layout_frame, render
 from sketchheal.sketch.trace import skeleton_polylines, thin
 from sketchheal.sketch.strokes import polylines_to_stroke3, rdp
@@ -88,6 +90,10 @@ class CompletionParams:
     passes: int = 2  # reconstruct again with the added strokes drawn, and add what the second look finds
     ridge: float = 1.5  # traced points move across the line to the reconstruction's ridge within this (0: off)
     bridge_ridge: float = 1.0  # the same for the inner points of bridges
+    views: str = "mirror,shift"  # the reconstruction averaged over these views too (inference.recon; "" = none)
+
+    def __post_init__(self):
+        parse_views(self.views)  # one line naming the known views when a name is wrong
 
 
 @dataclass
@@ -146,27 +152,6 @@ def model_view(lines: Sequence[np.ndarray], size: int, mode: str) -> ModelView |
     starts = np.cumsum([0] + [len(line) for line in lines[:-1]])
     image = render(s3, size=size, mode=mode)
     return ModelView(image=image, uv=pts, px=px, starts=starts, frame=layout_frame(s3, size, start=tuple(pts[0])))
-
-
-def reconstruct(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Final Lmser reconstructions ``(B, N, N) float32`` of ``images (B, N, N)`` in [-1, 1], and the codes
-    (encoder means) ``(B, Nz) float64`` of the same pass."""
-    device = next(model.parameters()).device
-    out, codes = [], []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), max(1, batch_size)):
-                x = torch.from_numpy(np.ascontiguousarray(images[start: start + batch_size], np.float32))
-                enc = model.encode(x[:, None].to(device))
-                out.append(enc.recons[-1][:, 0].float().cpu().numpy())  # (b, 1, N, N) -> (b, N, N)
-                codes.append(enc.mu.double().cpu().numpy())
-    finally:
-        model.train(was_training)
-    if not out:
-        return np.zeros((0,) + tuple(images.shape[1:]), np.float32), np.zeros((0, 0))
-    return np.concatenate(out, 0), np.concatenate(codes, 0)
 
 
 def _distance_to(mask: np.ndarray) -> np.ndarray:
@@ -440,7 +425,8 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         batch = np.stack([views[i].image for i in ok])
     else:
         batch = np.asarray(images, np.float32)[ok]
-    recons, codes = reconstruct(_model_of(gapfill if gapfill is not None else healer), batch, batch_size)
+    filler = _model_of(gapfill if gapfill is not None else healer)
+    recons, codes = reconstruct(filler, batch, batch_size, params.views)
     typical = None
     if domain is not None:  # how typical, by the main model's codes
         if gapfill is not None:
@@ -458,8 +444,7 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         if not again:
             break
         views2 = [model_view(results[i].lines, size, mode) for i in again]
-        recons2, _ = reconstruct(_model_of(gapfill if gapfill is not None else healer),
-                                 np.stack([v.image for v in views2]), batch_size)
+        recons2, _ = reconstruct(filler, np.stack([v.image for v in views2]), batch_size, params.views)
         for v, r, i in zip(views2, recons2, again):
             results[i].added_lines = results[i].added_lines + added_strokes(v, r, params, scorer if order[i] else None, order[i])
     return results

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from sketchheal.inference.bridges import FEATURES, BridgeScorer, candidates, sample
-from sketchheal.inference.complete import CompletionParams, model_view, reconstruct, to_image
+from sketchheal.inference.complete import CompletionParams, model_view, to_image
+from sketchheal.inference.recon import reconstruct
 from sketchheal.sketch.erase import erase
 
 __all__ = ["BridgeExamples", "bridge_examples", "fit_bridge_scorer"]
@@ -68,7 +69,7 @@ def bridge_examples(model: torch.nn.Module, drawings: Sequence[Sequence[np.ndarr
     feats, labels, which = [], [], []
     for start in range(0, len(cases), 256):
         chunk = cases[start: start + 256]
-        recons, _ = reconstruct(model, np.stack([v.image for _, _, v in chunk]), batch_size)
+        recons, _ = reconstruct(model, np.stack([v.image for _, _, v in chunk]), batch_size, params.views)
         for (i, d, view), recon in zip(chunk, recons):
             prob = np.clip((recon + 1) / 2, 0, 1)
             ink = view.image > 0
