@@ -40,7 +40,7 @@ def test_views_of_a_model_that_commutes_with_them_change_nothing():
     img = _images()
     img[:, 0, :4] = -1  # no ink at the border, which the shifted views would lose
     plain, codes = reconstruct(_Copy(), img)
-    for views in ("mirror", "flip", "shift", "mirror,flip,shift"):
+    for views in ("mirror", "flip", "turn", "shift", "cross", "transpose", "mirror,flip,turn,shift,cross,transpose"):
         avg, codes2 = reconstruct(_Copy(), img, views=views)
         np.testing.assert_allclose(avg, plain, atol=1e-6)
         np.testing.assert_array_equal(codes2, codes)
@@ -57,14 +57,14 @@ def test_a_fixed_guess_is_diluted_by_the_views_and_the_codes_are_the_identity_pa
     assert np.allclose(plain[:, 10:14, 10:14][blank], 1.0)
     np.testing.assert_allclose(avg[:, 10:14, 10:14][blank], 0.0, atol=1e-6)  # (1 + -1) / 2 on paper
     np.testing.assert_allclose(avg[:, 10:14, 18:22][img[:, 10:14, 18:22] < 0], 0.0, atol=1e-6)
-    assert sorted(RECON_VIEWS) == ["flip", "mirror", "shift"]
+    assert sorted(RECON_VIEWS) == ["cross", "flip", "mirror", "shift", "transpose", "turn"]
 
 
 def test_view_names_are_checked():
     assert parse_views("") == () == parse_views("none")
     assert parse_views(" mirror, shift,mirror") == ("mirror", "shift")
-    with pytest.raises(ValueError, match="unknown reconstruction view 'rotate'; choose from mirror, flip, shift"):
+    with pytest.raises(ValueError, match="unknown reconstruction view 'rotate'; choose from mirror, flip, turn, shift, cross, transpose"):
         parse_views("mirror,rotate")
     with pytest.raises(ValueError, match="unknown reconstruction view"):
         CompletionParams(views="sideways")
-    assert CompletionParams().views == "mirror,shift"
+    assert CompletionParams().views == "mirror,flip,turn,shift"

@@ -71,7 +71,7 @@ def load_gapfill(path: str | None = None, device: str | None = None):
 class CompletionParams:
     """Settings of gap filling; distances in pixels of the model's image (see the module docstring)."""
 
-    threshold: float = -0.3  # reconstruction ink: recons[-1] > threshold (images are -1 paper, +1 ink)
+    threshold: float = -0.35  # reconstruction ink: recons[-1] > threshold (images are -1 paper, +1 ink)
     cover_radius: float = 2.5  # reconstruction ink this close to the input's ink is already drawn
     min_area: int = 4  # fill pieces with fewer pixels are specks
     snap_radius: float = 6.0  # a stroke end this close to an input loose end is joined to it
@@ -83,14 +83,14 @@ class CompletionParams:
     bridge_low: float = 0.05  # ... and its 10th percentile this
     bridge_align: float = 0.0  # weight of the ends' alignment (pointing at each other) when ranking bridges
     min_align: float = 0.0  # bridges whose ends point away from each other more than this are refused
-    bridge_prob: float = 0.4  # with a bridge scorer: a bridge's probability of being right must reach this
+    bridge_prob: float = 0.3  # with a bridge scorer: a bridge's probability of being right must reach this
     residual: bool = True  # also trace reconstruction ink that no bridge explains
-    residual_mean: float = 0.4  # a traced stroke's mean ink probability must reach this
+    residual_mean: float = 0.3  # a traced stroke's mean ink probability must reach this
     island_length: float = 0.0  # a traced stroke joined to no input stroke must be at least this long
     passes: int = 2  # reconstruct again with the added strokes drawn, and add what the second look finds
     ridge: float = 1.5  # traced points move across the line to the reconstruction's ridge within this (0: off)
     bridge_ridge: float = 1.0  # the same for the inner points of bridges
-    views: str = "mirror,shift"  # the reconstruction averaged over these views too (inference.recon; "" = none)
+    views: str = "mirror,flip,turn,shift"  # the reconstruction averaged over these views too (inference.recon; "" = none)
 
     def __post_init__(self):
         parse_views(self.views)  # one line naming the known views when a name is wrong
