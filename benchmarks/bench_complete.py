@@ -48,6 +48,8 @@ from sketchheal.sketch.strokes import denormalize, polylines_to_stroke3, quickdr
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = (1, 2)  # ink line thickness: 1-px lines (the headline), 2 = the published line (~3 px at 128 px)
 DATA = Path(os.environ.get("SKETCHHEAL_DATA", ROOT.parent / "shared" / "data"))
+# the folder scripts/make_gapfill_data.py wrote (its qd_holdout/ and qd_train_npz/ are the QuickDraw sets)
+GAPDATA = Path(os.environ.get("SKETCHHEAL_GAPDATA", "/work/gapdata"))
 
 
 @dataclass
@@ -234,7 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="first N test sheep")
     ap.add_argument("--per-category", type=int, default=10)
-    ap.add_argument("--qd-dir", default="/work/gapdata/qd_holdout")
+    ap.add_argument("--qd-dir", default=str(GAPDATA / "qd_holdout"),
+                    help="the held-out QuickDraw drawings (default: $SKETCHHEAL_GAPDATA/qd_holdout)")
     ap.add_argument("--bridges", default="auto",
                     help="bridge scorer: a bridges.json or a folder holding one, 'none' (the hand-set rule), or "
                          "'auto' (beside --gapfill, else beside --model)")

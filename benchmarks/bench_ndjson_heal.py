@@ -31,7 +31,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--p", type=float, default=0.3)
     ap.add_argument("--per-category", type=int, default=10)
-    ap.add_argument("--qd-dir", default="/work/gapdata/qd_holdout")
+    ap.add_argument("--qd-dir", default=str(bc.GAPDATA / "qd_holdout"),
+                    help="the held-out QuickDraw drawings (default: $SKETCHHEAL_GAPDATA/qd_holdout)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     cases = bc.qd_cases([args.p], 0, args.per_category, Path(args.qd_dir))
