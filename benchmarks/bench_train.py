@@ -75,6 +75,8 @@ def count_flops(trainer: Trainer, batch: dict, mode: str) -> dict[str, int]:
     """FLOPs of one training step (forward + backward), counted on the plain formulation (torch products)."""
     was = matmul.onednn_enabled()
     matmul.use_onednn(False)  # torch's own products, which the flop counter sees; the LSTM by formula
+    decoder = trainer.model.decoder
+    decoder.cpu_recurrence = False  # nn.LSTM, which the counter does not see: counted by formula below
     try:
         counter = FlopCounterMode(display=False)
         with counter:
@@ -83,6 +85,7 @@ def count_flops(trainer: Trainer, batch: dict, mode: str) -> dict[str, int]:
         trainer.optimizer.zero_grad(set_to_none=True)
     finally:
         matmul.use_onednn(was)
+        decoder.cpu_recurrence = True
     per_module = counter.get_flop_counts()
     enc = sum(per_module.get("LmserPix2Seq.encoder", {}).values())
     lstm = lstm_flops(trainer.model, batch, mode)

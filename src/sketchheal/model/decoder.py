@@ -5,6 +5,10 @@
     o_t, (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))
     y_t      = fc_params(dropout(o_t))                6M + 3 numbers, layout in ``sketchheal.model.mixture``
 
+Training on a CPU in fp32 runs the recurrence of ``sketchheal.model.lstm`` (the same numbers, its backward written
+out) with ``W_ih x_t = W_s s_{t-1} + W_z z``: the ``z`` part once per sketch, not once per step. Elsewhere (CUDA,
+autocast, no gradient) ``nn.LSTM`` runs.
+
 Parameter names (``fc_hc``, ``lstm``, ``fc_params``) are those of the published checkpoints.
 """
 
@@ -15,6 +19,7 @@ from einops import repeat
 from torch import nn
 
 from sketchheal.config import ModelConfig
+from sketchheal.model.lstm import lstm_recurrence
 from sketchheal.model.matmul import linear
 from sketchheal.utils.devices import cpu_bf16_supported
 
@@ -31,6 +36,9 @@ class StrokeDecoder(nn.Module):
         self.lstm = nn.LSTM(5 + cfg.z_size, cfg.dec_hidden, batch_first=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc_params = nn.Linear(cfg.dec_hidden, 6 * cfg.num_mixtures + 3)
+        # False: always nn.LSTM (the plain formulation, e.g. to count its FLOPs); True: the written-out
+        # recurrence where it is faster (fp32 training on a CPU). The same numbers either way.
+        self.cpu_recurrence = True
 
     def initial_state(self, z: torch.Tensor) -> LSTMState:
         """``z (B, Nz)`` -> ``(h0, c0)``, each ``(1, B, H)``."""
@@ -46,6 +54,8 @@ class StrokeDecoder(nn.Module):
         """
         if state is None:
             state = self.initial_state(z)
+        if self._recurrence_here(inputs, z):
+            return self._forward_recurrence(inputs, z, state)
         z_rows = repeat(z, "b d -> b l d", l=inputs.shape[1])  # (B, L, Nz)
         x = torch.cat([inputs, z_rows.to(inputs.dtype)], dim=-1)  # (B, L, 5 + Nz), stroke-5 first as published
         if x.device.type == "cpu" and _cpu_bf16_autocast() and not cpu_bf16_supported():
@@ -56,6 +66,23 @@ class StrokeDecoder(nn.Module):
             out, state = self.lstm(x, state)  # (B, L, H)
         params = linear(self.dropout(out), self.fc_params.weight, self.fc_params.bias)  # (B, L, 6M + 3)
         return params, state
+
+    def _recurrence_here(self, inputs: torch.Tensor, z: torch.Tensor) -> bool:
+        """Training in fp32 on a CPU, where the written-out recurrence is faster than ``nn.LSTM``'s kernel."""
+        return (self.cpu_recurrence and torch.is_grad_enabled() and inputs.device.type == "cpu"
+                and not torch.is_autocast_enabled("cpu")
+                and inputs.dtype == z.dtype == self.lstm.weight_hh_l0.dtype == torch.float32
+                and (z.requires_grad or self.lstm.weight_hh_l0.requires_grad))
+
+    def _forward_recurrence(self, inputs: torch.Tensor, z: torch.Tensor,
+                            state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+        lstm, k = self.lstm, inputs.shape[-1]
+        w_ih = lstm.weight_ih_l0  # (4H, 5 + Nz): stroke-5 columns first, then z
+        per_sketch = linear(z, w_ih[:, k:], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # (B, 4H): W_z z + b, every step's
+        pre = linear(inputs.transpose(0, 1), w_ih[:, :k]) + per_sketch  # (L, B, k) -> (L, B, 4H), time first
+        out, h, c = lstm_recurrence(pre, state[0][0], state[1][0], lstm.weight_hh_l0)  # out (L, B, H)
+        params = linear(self.dropout(out), self.fc_params.weight, self.fc_params.bias)  # (L, B, 6M + 3)
+        return params.transpose(0, 1).contiguous(), (h.unsqueeze(0), c.unsqueeze(0))  # (B, L, 6M + 3)
 
 
 def _cpu_bf16_autocast() -> bool:

@@ -1,0 +1,98 @@
+"""The written-out LSTM recurrence computes what nn.LSTM computes, forward and backward, and the decoder uses it."""
+
+import pytest
+import torch
+from torch import nn
+
+from sketchheal.config import ModelConfig
+from sketchheal.model.decoder import StrokeDecoder
+from sketchheal.model.lstm import lstm_recurrence
+
+
+def _grads(tensors):
+    return [t.grad.clone() for t in tensors]
+
+
+def _close(a, b, rel=1e-5):
+    scale = max(a.abs().max().item(), 1e-12)
+    return (a - b).abs().max().item() <= rel * scale
+
+
+@pytest.mark.parametrize("steps", [1, 2, 17])
+def test_recurrence_matches_nn_lstm_forward_and_backward(steps):
+    torch.manual_seed(steps)
+    b, k, hid = 3, 6, 8
+    lstm = nn.LSTM(k, hid, batch_first=False)
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.mul_(3)  # saturate some gates too
+    x = torch.randn(steps, b, k, requires_grad=True)
+    h0 = torch.randn(b, hid, requires_grad=True)
+    c0 = torch.randn(b, hid, requires_grad=True)
+    w_out, w_h, w_c = torch.randn(steps, b, hid), torch.randn(b, hid), torch.randn(b, hid)
+    leaves = [x, h0, c0, *lstm.parameters()]
+
+    out, (h, c) = lstm(x, (h0[None], c0[None]))
+    ((out * w_out).sum() + (h[0] * w_h).sum() + (c[0] * w_c).sum()).backward()
+    ref = [out.detach(), h[0].detach(), c[0].detach()], _grads(leaves)
+    for t in leaves:
+        t.grad = None
+
+    pre = x @ lstm.weight_ih_l0.t() + lstm.bias_ih_l0 + lstm.bias_hh_l0  # (T, B, 4H)
+    out2, h2, c2 = lstm_recurrence(pre, h0, c0, lstm.weight_hh_l0)
+    ((out2 * w_out).sum() + (h2 * w_h).sum() + (c2 * w_c).sum()).backward()
+    mine = [out2.detach(), h2.detach(), c2.detach()], _grads(leaves)
+
+    for a, m in zip(ref[0], mine[0]):
+        assert _close(a, m)
+    names = ["x", "h0", "c0"] + [n for n, _ in lstm.named_parameters()]
+    for name, a, m in zip(names, ref[1], mine[1]):
+        assert _close(a, m), name
+
+
+def test_recurrence_without_weight_gradient_and_unused_outputs():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(4, 5)
+    lstm.weight_hh_l0.requires_grad_(False)
+    pre = torch.randn(6, 2, 20, requires_grad=True)
+    out, _, _ = lstm_recurrence(pre, torch.zeros(2, 5), torch.zeros(2, 5), lstm.weight_hh_l0)
+    out.sum().backward()
+    assert pre.grad.shape == pre.shape and torch.isfinite(pre.grad).all()
+    assert lstm.weight_hh_l0.grad is None
+
+
+def test_recurrence_checks_shapes():
+    with pytest.raises(ValueError, match=r"\(T, B, 4H\)"):
+        lstm_recurrence(torch.zeros(3, 2, 10), torch.zeros(2, 5), torch.zeros(2, 5), torch.zeros(20, 5))
+
+
+def test_decoder_training_path_equals_nn_lstm_path():
+    """The decoder's fp32 CPU training path (z projected once per sketch) gives nn.LSTM's params and gradients."""
+    torch.manual_seed(1)
+    cfg = ModelConfig(z_size=7, dec_hidden=16, num_mixtures=3)
+    dec = StrokeDecoder(cfg)
+    inputs = torch.randn(4, 11, 5)
+    z = torch.randn(4, 7, requires_grad=True)
+    leaves = [z, *dec.parameters()]
+    results = []
+    for fused in (False, True):
+        dec.cpu_recurrence = fused
+        for t in leaves:
+            t.grad = None
+        assert dec._recurrence_here(inputs, z) is fused
+        params, (h, c) = dec(inputs, z)
+        assert params.shape == (4, 11, 6 * 3 + 3) and h.shape == c.shape == (1, 4, 16)
+        (params.square().sum() + h.sum()).backward()
+        results.append((params.detach(), _grads(leaves)))
+    assert _close(results[0][0], results[1][0])
+    for a, m in zip(results[0][1], results[1][1]):
+        assert _close(a, m, rel=1e-5)
+
+
+def test_decoder_keeps_nn_lstm_without_gradients():
+    dec = StrokeDecoder(ModelConfig(z_size=7, dec_hidden=16, num_mixtures=3))
+    inputs, z = torch.randn(2, 3, 5), torch.randn(2, 7)
+    with torch.no_grad():
+        assert not dec._recurrence_here(inputs, z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not dec._recurrence_here(inputs, z)
