@@ -61,6 +61,15 @@ def test_recurrence_without_weight_gradient_and_unused_outputs():
     assert lstm.weight_hh_l0.grad is None
 
 
+def test_recurrence_of_no_steps_is_the_initial_state():
+    w = torch.randn(20, 5, requires_grad=True)
+    h0, c0 = torch.randn(2, 5, requires_grad=True), torch.randn(2, 5, requires_grad=True)
+    out, h, c = lstm_recurrence(torch.zeros(0, 2, 20), h0, c0, w)
+    assert out.shape == (0, 2, 5) and torch.equal(h, h0) and torch.equal(c, c0)
+    (h.sum() + c.sum()).backward()
+    assert torch.equal(h0.grad, torch.ones(2, 5)) and torch.equal(w.grad, torch.zeros(20, 5))
+
+
 def test_recurrence_checks_shapes():
     with pytest.raises(ValueError, match=r"\(T, B, 4H\)"):
         lstm_recurrence(torch.zeros(3, 2, 10), torch.zeros(2, 5), torch.zeros(2, 5), torch.zeros(20, 5))

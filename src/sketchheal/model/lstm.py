@@ -84,7 +84,9 @@ class LSTMRecurrence(torch.autograd.Function):
             dc.mul_(f)
             dh = torch.mm(da, w_hh)  # (B, 4H) @ (4H, H)
         d_w = None
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[3] and steps == 0:
+            d_w = torch.zeros_like(w_hh)
+        elif ctx.needs_input_grad[3]:
             # sum_t da_t^T h_{t-1}: (4H, (T-1) B) @ ((T-1) B, H) for t >= 1, plus step 0's with h0
             d_w = torch.mm(d_pre[0].t(), h0)
             if steps > 1:
