@@ -38,8 +38,8 @@ def test_recurrence_matches_nn_lstm_forward_and_backward(steps):
     for t in leaves:
         t.grad = None
 
-    pre = x @ lstm.weight_ih_l0.t() + lstm.bias_ih_l0 + lstm.bias_hh_l0  # (T, B, 4H)
-    out2, h2, c2 = lstm_recurrence(pre, h0, c0, lstm.weight_hh_l0)
+    rows = (lstm.bias_ih_l0 + lstm.bias_hh_l0).expand(b, 4 * hid)  # (B, 4H): the same row for every sequence
+    out2, h2, c2 = lstm_recurrence(x, rows, lstm.weight_ih_l0, h0, c0, lstm.weight_hh_l0)
     ((out2 * w_out).sum() + (h2 * w_h).sum() + (c2 * w_c).sum()).backward()
     mine = [out2.detach(), h2.detach(), c2.detach()], _grads(leaves)
 
@@ -50,29 +50,56 @@ def test_recurrence_matches_nn_lstm_forward_and_backward(steps):
         assert _close(a, m), name
 
 
-def test_recurrence_without_weight_gradient_and_unused_outputs():
+def test_per_sequence_rows_are_a_constant_input():
+    """rows = W_z z + b is nn.LSTM with z appended to every step's input (how the decoder uses it)."""
+    torch.manual_seed(2)
+    b, steps, k, nz, hid = 3, 9, 5, 4, 6
+    lstm = nn.LSTM(k + nz, hid)
+    x, z = torch.randn(steps, b, k), torch.randn(b, nz, requires_grad=True)
+    h0 = c0 = torch.zeros(b, hid)
+    out, _ = lstm(torch.cat([x, z.expand(steps, b, nz)], dim=-1), (h0[None], c0[None]))
+    out.square().sum().backward()
+    ref = [z.grad.clone(), *(p.grad.clone() for p in lstm.parameters())]
+    for t in [z, *lstm.parameters()]:
+        t.grad = None
+    w_ih = lstm.weight_ih_l0
+    rows = z @ w_ih[:, k:].t() + lstm.bias_ih_l0 + lstm.bias_hh_l0
+    out2, _, _ = lstm_recurrence(x, rows, w_ih[:, :k], h0, c0, lstm.weight_hh_l0)
+    assert _close(out.detach(), out2.detach())
+    out2.square().sum().backward()
+    for a, m in zip(ref, [z.grad, *(p.grad for p in lstm.parameters())]):
+        assert _close(a, m)
+
+
+def test_recurrence_without_weight_gradient_and_with_input_gradient():
     torch.manual_seed(0)
     lstm = nn.LSTM(4, 5)
-    lstm.weight_hh_l0.requires_grad_(False)
-    pre = torch.randn(6, 2, 20, requires_grad=True)
-    out, _, _ = lstm_recurrence(pre, torch.zeros(2, 5), torch.zeros(2, 5), lstm.weight_hh_l0)
+    for p in lstm.parameters():
+        p.requires_grad_(False)
+    x = torch.randn(6, 2, 4, requires_grad=True)
+    rows = (lstm.bias_ih_l0 + lstm.bias_hh_l0).expand(2, 20)
+    out, _, _ = lstm_recurrence(x, rows, lstm.weight_ih_l0, torch.zeros(2, 5), torch.zeros(2, 5), lstm.weight_hh_l0)
     out.sum().backward()
-    assert pre.grad.shape == pre.shape and torch.isfinite(pre.grad).all()
+    x2 = x.detach().clone().requires_grad_(True)
+    ref, _ = lstm(x2, (torch.zeros(1, 2, 5), torch.zeros(1, 2, 5)))
+    ref.sum().backward()
+    assert _close(x2.grad, x.grad)
     assert lstm.weight_hh_l0.grad is None
 
 
 def test_recurrence_of_no_steps_is_the_initial_state():
     w = torch.randn(20, 5, requires_grad=True)
     h0, c0 = torch.randn(2, 5, requires_grad=True), torch.randn(2, 5, requires_grad=True)
-    out, h, c = lstm_recurrence(torch.zeros(0, 2, 20), h0, c0, w)
+    out, h, c = lstm_recurrence(torch.zeros(0, 2, 3), torch.zeros(2, 20), torch.zeros(20, 3), h0, c0, w)
     assert out.shape == (0, 2, 5) and torch.equal(h, h0) and torch.equal(c, c0)
     (h.sum() + c.sum()).backward()
     assert torch.equal(h0.grad, torch.ones(2, 5)) and torch.equal(w.grad, torch.zeros(20, 5))
 
 
 def test_recurrence_checks_shapes():
-    with pytest.raises(ValueError, match=r"\(T, B, 4H\)"):
-        lstm_recurrence(torch.zeros(3, 2, 10), torch.zeros(2, 5), torch.zeros(2, 5), torch.zeros(20, 5))
+    with pytest.raises(ValueError, match=r"expected x \(T, B, K\)"):
+        lstm_recurrence(torch.zeros(3, 2, 4), torch.zeros(2, 20), torch.zeros(20, 3), torch.zeros(2, 5),
+                        torch.zeros(2, 5), torch.zeros(20, 5))
 
 
 def test_decoder_training_path_equals_nn_lstm_path():

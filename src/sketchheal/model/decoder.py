@@ -78,9 +78,9 @@ class StrokeDecoder(nn.Module):
                             state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
         lstm, k = self.lstm, inputs.shape[-1]
         w_ih = lstm.weight_ih_l0  # (4H, 5 + Nz): stroke-5 columns first, then z
-        per_sketch = linear(z, w_ih[:, k:], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # (B, 4H): W_z z + b, every step's
-        pre = linear(inputs.transpose(0, 1), w_ih[:, :k]) + per_sketch  # (L, B, k) -> (L, B, 4H), time first
-        out, h, c = lstm_recurrence(pre, state[0][0], state[1][0], lstm.weight_hh_l0)  # out (L, B, H)
+        rows = linear(z, w_ih[:, k:], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # (B, 4H): W_z z + b, every step's
+        x = inputs.transpose(0, 1)  # (L, B, 5), time first
+        out, h, c = lstm_recurrence(x, rows, w_ih[:, :k], state[0][0], state[1][0], lstm.weight_hh_l0)  # (L, B, H)
         params = linear(self.dropout(out), self.fc_params.weight, self.fc_params.bias)  # (L, B, 6M + 3)
         return params.transpose(0, 1).contiguous(), (h.unsqueeze(0), c.unsqueeze(0))  # (B, L, 6M + 3)
 

@@ -1,14 +1,15 @@
 """The decoder LSTM's recurrence with its backward written out: what ``nn.LSTM`` computes, faster for training on CPUs.
 
-One layer, torch's gate order ``i, f, g, o`` (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.):
+One layer, torch's gate order ``i, f, g, o`` (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.),
+with an input ``x_t`` and a per-sequence row ``r`` added to every step's gates:
 
-    a_t = pre_t + W_hh h_{t-1}                     pre_t = W_ih x_t + b_ih + b_hh, given for every step
+    a_t = W_x x_t + W_hh h_{t-1} + r                 one product per step: [x_t ; h_{t-1}] @ [W_x | W_hh]^T
     i, f, o = sigmoid(a_t[i, f, o]);  g = tanh(a_t[g])
     c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
 
-``pre`` is an input, so the caller computes the input projection as it likes: the decoder's input is
-``[s_{t-1}; z]`` with ``z`` the same at every step, so ``W_ih x_t = W_s s_{t-1} + W_z z`` and ``W_z z`` is computed
-once per sketch instead of once per step (``sketchheal.model.decoder``; the sampler does the same).
+``nn.LSTM`` with input ``[x_t ; z]`` is the case ``r = W_z z + b_ih + b_hh``: the decoder's ``z`` is the same at
+every step, so its part of the input projection is computed once per sketch instead of once per step
+(``sketchheal.model.decoder``; the sampler does the same).
 
 Backward through time (the same chain rule ``nn.LSTM`` applies; Graves 2012, ch. 4.6): with ``dh_t`` the gradient
 reaching ``h_t`` (from the output and from step t+1) and ``dc_t`` the one reaching ``c_t``:
@@ -16,11 +17,11 @@ reaching ``h_t`` (from the output and from step t+1) and ``dc_t`` the one reachi
     dc_t += dh_t * o * (1 - tanh(c_t)^2)
     da[o] = dh_t * tanh(c_t) * o (1 - o)     da[i] = dc_t * g * i (1 - i)
     da[f] = dc_t * c_{t-1} * f (1 - f)       da[g] = dc_t * i * (1 - g^2)
-    dc_{t-1} = dc_t * f;  dh_{t-1} = da_t W_hh   (the only product per step)
-    dW_hh = sum_t da_t^T h_{t-1}                 (one product over all steps, after the loop)
+    dc_{t-1} = dc_t * f;  dh_{t-1} = da_t W_hh;  dr += da_t
+    [dW_x | dW_hh] = sum_t da_t^T [x_t ; h_{t-1}]     one product over all steps, after the loop
 
-The weight gradient as one large product, and no input-gradient product at all (the caller's projection has its
-own, small, backward), is where this gains on ``nn.LSTM``'s fused CPU kernel. Pure tensor code: no I/O.
+The weight gradients as one large product, and no input-gradient product unless the input needs one, is where
+this gains on ``nn.LSTM``'s fused CPU kernel. Pure tensor code: no I/O.
 """
 
 from __future__ import annotations
@@ -31,21 +32,26 @@ _aten = torch.ops.aten
 
 
 class LSTMRecurrence(torch.autograd.Function):
-    """``pre (T, B, 4H), h0 (B, H), c0 (B, H), w_hh (4H, H)`` -> ``out (T, B, H)`` (every ``h_t``), ``h_T``, ``c_T``."""
+    """``x (T, B, K), rows (B, 4H), w_x (4H, K), h0, c0 (B, H), w_hh (4H, H)`` -> ``out (T, B, H)`` (every ``h_t``),
+    ``h_T``, ``c_T``."""
 
     @staticmethod
-    def forward(ctx, pre, h0, c0, w_hh):
-        steps, batch, four_h = pre.shape
-        hid = four_h // 4
-        acts = torch.empty_like(pre)  # (T, B, 4H): the gates after their nonlinearities
-        cells = pre.new_empty(steps, batch, hid)  # c_t
+    def forward(ctx, x, rows, w_x, h0, c0, w_hh):
+        steps, batch, k = x.shape
+        hid = w_hh.shape[1]
+        xh = x.new_empty(steps, batch, k + hid)  # [x_t ; h_{t-1}], the product's input at every step
+        xh[:, :, :k] = x
+        if steps:
+            xh[0, :, k:] = h0
+        w_t = torch.cat([w_x, w_hh], dim=1).t()  # (K + H, 4H)
+        acts = x.new_empty(steps, batch, 4 * hid)  # the gates after their nonlinearities
+        cells = x.new_empty(steps, batch, hid)  # c_t
         tanh_c = torch.empty_like(cells)  # tanh(c_t)
         out = torch.empty_like(cells)  # h_t
-        w_t = w_hh.t()  # (H, 4H)
-        h, c = h0, c0
+        c = c0
         for t in range(steps):
             a = acts[t]  # (B, 4H)
-            torch.addmm(pre[t], h, w_t, out=a)
+            torch.addmm(rows, xh[t], w_t, out=a)
             ifo, g, o = a[:, :2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
             torch.sigmoid(ifo, out=ifo)
             torch.tanh(g, out=g)
@@ -54,20 +60,25 @@ class LSTMRecurrence(torch.autograd.Function):
             cells[t].addcmul_(a[:, :hid], g)  # + i * g
             torch.tanh(cells[t], out=tanh_c[t])
             torch.mul(o, tanh_c[t], out=out[t])
-            h, c = out[t], cells[t]
-        ctx.save_for_backward(acts, cells, tanh_c, out, h0, c0, w_hh)
-        return out, h.clone(), c.clone()
+            if t + 1 < steps:
+                xh[t + 1, :, k:] = out[t]
+            c = cells[t]
+        ctx.save_for_backward(xh, acts, cells, tanh_c, c0, w_x, w_hh)
+        h_last = out[-1] if steps else h0
+        return out, h_last.clone(), c.clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
-        acts, cells, tanh_c, out, h0, c0, w_hh = ctx.saved_tensors
+        xh, acts, cells, tanh_c, c0, w_x, w_hh = ctx.saved_tensors
         steps, batch, hid = cells.shape
-        d_pre = torch.empty_like(acts)  # (T, B, 4H): the gradient of every step's gate pre-activations
-        dh = d_hT.clone() if d_hT is not None else torch.zeros_like(h0)
-        dc = d_cT.clone() if d_cT is not None else torch.zeros_like(c0)
+        k = xh.shape[2] - hid
+        d_acts = torch.empty_like(acts)  # (T, B, 4H): the gradient of every step's gate pre-activations
+        dh = d_hT.clone() if d_hT is not None else c0.new_zeros(batch, hid)
+        dc = d_cT.clone() if d_cT is not None else c0.new_zeros(batch, hid)
+        d_rows = acts.new_zeros(batch, 4 * hid)
         tmp = torch.empty_like(dh)
         for t in range(steps - 1, -1, -1):
-            a, tc, da = acts[t], tanh_c[t], d_pre[t]
+            a, tc, da = acts[t], tanh_c[t], d_acts[t]
             i, f, g, o = a[:, :hid], a[:, hid:2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
             if d_out is not None:
                 dh.add_(d_out[t])
@@ -82,24 +93,28 @@ class LSTMRecurrence(torch.autograd.Function):
             torch.mul(dc, i, out=tmp)
             _aten.tanh_backward.grad_input(tmp, g, grad_input=da[:, 2 * hid:3 * hid])
             dc.mul_(f)
+            d_rows.add_(da)
             dh = torch.mm(da, w_hh)  # (B, 4H) @ (4H, H)
-        d_w = None
-        if ctx.needs_input_grad[3] and steps == 0:
-            d_w = torch.zeros_like(w_hh)
-        elif ctx.needs_input_grad[3]:
-            # sum_t da_t^T h_{t-1}: (4H, (T-1) B) @ ((T-1) B, H) for t >= 1, plus step 0's with h0
-            d_w = torch.mm(d_pre[0].t(), h0)
-            if steps > 1:
-                d_w.addmm_(d_pre[1:].reshape(-1, 4 * hid).t(), out[:-1].reshape(-1, hid))
-        return d_pre, dh, dc, d_w
+        d_x = d_w_x = d_w_hh = None
+        flat = d_acts.view(-1, 4 * hid)  # (T B, 4H)
+        if ctx.needs_input_grad[0]:
+            d_x = torch.mm(flat, w_x).view(steps, batch, k)
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[5]:
+            d_w = torch.mm(flat.t(), xh.view(-1, k + hid))  # (4H, T B) @ (T B, K + H)
+            d_w_x, d_w_hh = d_w[:, :k], d_w[:, k:]
+        return d_x, (d_rows if ctx.needs_input_grad[1] else None), d_w_x, dh, dc, d_w_hh
 
 
-def lstm_recurrence(pre: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
+def lstm_recurrence(x: torch.Tensor, rows: torch.Tensor, w_x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
                     w_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the recurrence over ``pre (T, B, 4H)`` from ``h0, c0 (B, H)``: returns ``out (T, B, H)``, ``h_T``, ``c_T``.
+    """Run the recurrence over ``x (T, B, K)`` with ``rows (B, 4H)`` added to every step's gates, from
+    ``h0, c0 (B, H)``: returns ``out (T, B, H)``, ``h_T``, ``c_T`` (``(B, H)`` each).
 
     All tensors of one floating dtype on one device (the decoder calls it for fp32 on CPUs, outside autocast).
     """
-    if pre.dim() != 3 or pre.shape[2] != 4 * w_hh.shape[1] or w_hh.shape[0] != pre.shape[2]:
-        raise ValueError(f"pre must be (T, B, 4H) for w_hh (4H, H), got {tuple(pre.shape)} and {tuple(w_hh.shape)}")
-    return LSTMRecurrence.apply(pre.contiguous(), h0.contiguous(), c0.contiguous(), w_hh)
+    four_h, hid = w_hh.shape
+    if (x.dim() != 3 or four_h != 4 * hid or tuple(w_x.shape) != (four_h, x.shape[2])
+            or tuple(rows.shape) != (x.shape[1], four_h)):
+        raise ValueError(f"expected x (T, B, K), rows (B, 4H), w_x (4H, K), w_hh (4H, H); got x {tuple(x.shape)}, "
+                         f"rows {tuple(rows.shape)}, w_x {tuple(w_x.shape)}, w_hh {tuple(w_hh.shape)}")
+    return LSTMRecurrence.apply(x, rows.contiguous(), w_x, h0.contiguous(), c0.contiguous(), w_hh)
