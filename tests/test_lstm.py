@@ -5,8 +5,20 @@ import torch
 from torch import nn
 
 from sketchheal.config import ModelConfig
+from sketchheal.model import matmul
 from sketchheal.model.decoder import StrokeDecoder
 from sketchheal.model.lstm import lstm_recurrence
+
+
+@pytest.fixture(params=["torch", "onednn"])
+def kernel(request):
+    """Both fp32 product kernels of sketchheal.model.matmul (oneDNN where this build has it)."""
+    if request.param == "onednn" and not matmul.onednn_available():
+        pytest.skip("this PyTorch build has no oneDNN linear kernel")
+    was = matmul.onednn_enabled()
+    matmul.use_onednn(request.param == "onednn")
+    yield request.param
+    matmul.use_onednn(was)
 
 
 def _grads(tensors):
@@ -19,7 +31,7 @@ def _close(a, b, rel=1e-5):
 
 
 @pytest.mark.parametrize("steps", [1, 2, 17])
-def test_recurrence_matches_nn_lstm_forward_and_backward(steps):
+def test_recurrence_matches_nn_lstm_forward_and_backward(steps, kernel):
     torch.manual_seed(steps)
     b, k, hid = 3, 6, 8
     lstm = nn.LSTM(k, hid, batch_first=False)
@@ -132,3 +144,8 @@ def test_decoder_keeps_nn_lstm_without_gradients():
         assert not dec._recurrence_here(inputs, z)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not dec._recurrence_here(inputs, z)
+
+
+def test_decoder_keeps_nn_lstm_with_onednn_products(kernel):
+    dec = StrokeDecoder(ModelConfig(z_size=7, dec_hidden=16, num_mixtures=3))
+    assert dec._recurrence_here(torch.randn(2, 3, 5), torch.randn(2, 7, requires_grad=True)) is (kernel == "torch")

@@ -5,9 +5,9 @@
     o_t, (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))
     y_t      = fc_params(dropout(o_t))                6M + 3 numbers, layout in ``sketchheal.model.mixture``
 
-Training on a CPU in fp32 runs the recurrence of ``sketchheal.model.lstm`` (the same numbers, its backward written
-out) with ``W_ih x_t = W_s s_{t-1} + W_z z``: the ``z`` part once per sketch, not once per step. Elsewhere (CUDA,
-autocast, no gradient) ``nn.LSTM`` runs.
+Training on a CPU in fp32 with torch's products runs the recurrence of ``sketchheal.model.lstm`` (the same numbers,
+its backward written out) with ``W_ih x_t = W_s s_{t-1} + W_z z``: the ``z`` part once per sketch, not once per
+step. Elsewhere (CUDA, autocast, no gradient, oneDNN's products) ``nn.LSTM`` runs.
 
 Parameter names (``fc_hc``, ``lstm``, ``fc_params``) are those of the published checkpoints.
 """
@@ -19,6 +19,7 @@ from einops import repeat
 from torch import nn
 
 from sketchheal.config import ModelConfig
+from sketchheal.model import matmul
 from sketchheal.model.lstm import lstm_recurrence
 from sketchheal.model.matmul import linear
 from sketchheal.utils.devices import cpu_bf16_supported
@@ -68,9 +69,11 @@ class StrokeDecoder(nn.Module):
         return params, state
 
     def _recurrence_here(self, inputs: torch.Tensor, z: torch.Tensor) -> bool:
-        """Training in fp32 on a CPU, where the written-out recurrence is faster than ``nn.LSTM``'s kernel."""
+        """Training in fp32 on a CPU with torch's own products, where the written-out recurrence is faster than
+        ``nn.LSTM``'s kernel (with oneDNN's products, chosen on CPUs where MKL is slow, it is not: there nn.LSTM's
+        own oneDNN kernel runs)."""
         return (self.cpu_recurrence and torch.is_grad_enabled() and inputs.device.type == "cpu"
-                and not torch.is_autocast_enabled("cpu")
+                and not torch.is_autocast_enabled("cpu") and not matmul.onednn_enabled()
                 and inputs.dtype == z.dtype == self.lstm.weight_hh_l0.dtype == torch.float32
                 and (z.requires_grad or self.lstm.weight_hh_l0.requires_grad))
 

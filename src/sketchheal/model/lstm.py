@@ -21,12 +21,15 @@ reaching ``h_t`` (from the output and from step t+1) and ``dc_t`` the one reachi
     [dW_x | dW_hh] = sum_t da_t^T [x_t ; h_{t-1}]     one product over all steps, after the loop
 
 The weight gradients as one large product, and no input-gradient product unless the input needs one, is where
-this gains on ``nn.LSTM``'s fused CPU kernel. Pure tensor code: no I/O.
+this gains on ``nn.LSTM``'s fused CPU kernel. The products take the fp32 kernel the process chose
+(``sketchheal.model.matmul``: torch's or oneDNN's). Pure tensor code: no I/O.
 """
 
 from __future__ import annotations
 
 import torch
+
+from sketchheal.model import matmul
 
 _aten = torch.ops.aten
 
@@ -49,9 +52,13 @@ class LSTMRecurrence(torch.autograd.Function):
         tanh_c = torch.empty_like(cells)  # tanh(c_t)
         out = torch.empty_like(cells)  # h_t
         c = c0
+        dnn = matmul.onednn_enabled()  # the fp32 product kernel the process chose (sketchheal.model.matmul)
         for t in range(steps):
             a = acts[t]  # (B, 4H)
-            torch.addmm(rows, xh[t], w_t, out=a)
+            if dnn:
+                torch.add(matmul.product(xh[t], w_t), rows, out=a)
+            else:
+                torch.addmm(rows, xh[t], w_t, out=a)
             ifo, g, o = a[:, :2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
             torch.sigmoid(ifo, out=ifo)
             torch.tanh(g, out=g)
@@ -77,6 +84,9 @@ class LSTMRecurrence(torch.autograd.Function):
         dc = d_cT.clone() if d_cT is not None else c0.new_zeros(batch, hid)
         d_rows = acts.new_zeros(batch, 4 * hid)
         tmp = torch.empty_like(dh)
+        # (4H, H) with W_hh^T contiguous underneath: oneDNN reads the second operand's transpose as its weight and
+        # reorders any other layout on every call
+        w_back = w_hh.t().contiguous().t() if matmul.onednn_enabled() else w_hh
         for t in range(steps - 1, -1, -1):
             a, tc, da = acts[t], tanh_c[t], d_acts[t]
             i, f, g, o = a[:, :hid], a[:, hid:2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
@@ -94,13 +104,13 @@ class LSTMRecurrence(torch.autograd.Function):
             _aten.tanh_backward.grad_input(tmp, g, grad_input=da[:, 2 * hid:3 * hid])
             dc.mul_(f)
             d_rows.add_(da)
-            dh = torch.mm(da, w_hh)  # (B, 4H) @ (4H, H)
+            dh = matmul.product(da, w_back)  # (B, 4H) @ (4H, H)
         d_x = d_w_x = d_w_hh = None
         flat = d_acts.view(-1, 4 * hid)  # (T B, 4H)
         if ctx.needs_input_grad[0]:
-            d_x = torch.mm(flat, w_x).view(steps, batch, k)
+            d_x = matmul.product(flat, w_x).view(steps, batch, k)
         if ctx.needs_input_grad[2] or ctx.needs_input_grad[5]:
-            d_w = torch.mm(flat.t(), xh.view(-1, k + hid))  # (4H, T B) @ (T B, K + H)
+            d_w = matmul.product(flat.t(), xh.view(-1, k + hid))  # (4H, T B) @ (T B, K + H)
             d_w_x, d_w_hh = d_w[:, :k], d_w[:, k:]
         return d_x, (d_rows if ctx.needs_input_grad[1] else None), d_w_x, dh, dc, d_w_hh
 

@@ -114,6 +114,12 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return out.view(*lead, weight.shape[0])
 
 
+def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a (m, k) @ b (k, n)`` with this process's fp32 kernel, outside autograd: for hand-written backward passes
+    (``sketchheal.model.lstm``)."""
+    return _dnn_mm(a, b) if _take_onednn(a, b) else torch.mm(a, b)
+
+
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``torch.mm`` of 2-D ``a (m, k)`` and ``b (k, n)``."""
     if not _take_onednn(a, b):
