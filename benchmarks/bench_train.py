@@ -11,7 +11,8 @@ steps. It prints:
 - the FLOPs (counted with ``torch.utils.flop_counter`` on the plain formulation, the LSTM by formula) and the floor
   ``FLOPs / rate``, for the rate of torch's own large fp32 product (MKL on x86, as the issue measured it) and for
   oneDNN's (AVX-512 where the CPU has it), measured on the same clock and threads as the step, before and after
-  the steps: ``x floor`` is the step time over that floor;
+  the steps: ``x floor`` is the step time over that floor; beside it the FLOPs this process executes, fewer
+  where the decoder's recurrence projects ``z`` once per sketch instead of once per step;
 - the ratio to the figures quoted in issue 19 (an AMD EPYC with 2 cores, AVX2, no AVX-512): the published code's
   8.76 s and sketchheal's 7.28 s a paper step, sketchheal's 2.41 s a cpu-small step (those were measured on another
   CPU; this one is printed beside every figure).
@@ -71,12 +72,11 @@ def lstm_flops(model, batch: dict, mode: str) -> int:
     return fwd * (2 if mode == "encoder" else 3 if mode == "joint" else 2)
 
 
-def count_flops(trainer: Trainer, batch: dict, mode: str) -> dict[str, int]:
-    """FLOPs of one training step (forward + backward), counted on the plain formulation (torch products)."""
+def _counted(trainer: Trainer, batch: dict, recurrence: bool) -> FlopCounterMode:
     was = matmul.onednn_enabled()
-    matmul.use_onednn(False)  # torch's own products, which the flop counter sees; the LSTM by formula
+    matmul.use_onednn(False)  # torch's own products, which the flop counter sees
     decoder = trainer.model.decoder
-    decoder.cpu_recurrence = False  # nn.LSTM, which the counter does not see: counted by formula below
+    decoder.cpu_recurrence = recurrence  # False: nn.LSTM, which the counter does not see
     try:
         counter = FlopCounterMode(display=False)
         with counter:
@@ -86,11 +86,25 @@ def count_flops(trainer: Trainer, batch: dict, mode: str) -> dict[str, int]:
     finally:
         matmul.use_onednn(was)
         decoder.cpu_recurrence = True
+    return counter
+
+
+def count_flops(trainer: Trainer, batch: dict, mode: str) -> dict[str, int]:
+    """FLOPs of one training step (forward + backward).
+
+    ``total``: the plain formulation (``nn.LSTM`` on every step's whole input ``[s_{t-1}; z]``, counted by formula),
+    the arithmetic the floor is taken on. ``executed``: what this process runs, where that is less (the decoder's
+    recurrence projects ``z`` once per sketch, ``sketchheal.model.lstm``), counted by the flop counter.
+    """
+    counter = _counted(trainer, batch, recurrence=False)
     per_module = counter.get_flop_counts()
     enc = sum(per_module.get("LmserPix2Seq.encoder", {}).values())
     lstm = lstm_flops(trainer.model, batch, mode)
     total = counter.get_total_flops() + lstm
-    return {"total": total, "encoder_forward": enc, "lstm": lstm}
+    executed = total
+    if not trainer.autocast and not matmul.onednn_enabled():  # the decoder's recurrence runs in this process
+        executed = _counted(trainer, batch, recurrence=True).get_total_flops()
+    return {"total": total, "executed": executed, "encoder_forward": enc, "lstm": lstm}
 
 
 def time_parts(trainer: Trainer, batch: dict, clock=time.perf_counter) -> dict[str, float]:
@@ -176,6 +190,7 @@ def bench(preset_name: str, mode: str, data: Path, args, out_dir: Path) -> dict:
         "data_prep_one_core_per_batch_s": round(data_one_core, 4),
         "parts_median_s": {k: round(statistics.median(p[k] for p in parts), 4) for k in parts[0]},
         "gflop": round(flops["total"] / 1e9, 1), "gflop_lstm": round(flops["lstm"] / 1e9, 1),
+        "gflop_executed": round(flops["executed"] / 1e9, 1),
         "fp32_gemm_gflops": {k: round(v, 1) for k, v in rate.items()},
         "floor_s": {k: round(v, 3) for k, v in floor.items()},
         "x_floor": {k: round(step / v, 2) for k, v in floor.items()},
@@ -196,7 +211,7 @@ def describe(r: dict) -> str:
              f"sketches/s), waiting for data "
              f"{r['median_wait_for_data_s']:.3f} s (a batch costs {r['data_prep_one_core_per_batch_s']:.3f} s of one "
              f"core to prepare), load {r['load_average'][0]:.1f}-{r['load_average'][1]:.1f}",
-             f"    {r['gflop']:.0f} GFLOP a step (LSTM {r['gflop_lstm']:.0f}): {floors}",
+             f"    {r['gflop']:.0f} GFLOP a step (LSTM {r['gflop_lstm']:.0f}; {r['gflop_executed']:.0f} executed): {floors}",
              "    parts: " + ", ".join(f"{k} {v:.3f}" for k, v in r["parts_median_s"].items())]
     if r["speedup_vs_quoted"]:
         lines.append("    vs issue 19's figures (another CPU): " + ", ".join(
