@@ -8,6 +8,7 @@ from sketchheal.config import ModelConfig
 from sketchheal.model import matmul
 from sketchheal.model.decoder import StrokeDecoder
 from sketchheal.model.lstm import lstm_recurrence
+from sketchheal.utils.devices import cpu_bf16_supported
 
 
 @pytest.fixture(params=["torch", "onednn"])
@@ -142,10 +143,33 @@ def test_decoder_keeps_nn_lstm_without_gradients():
     inputs, z = torch.randn(2, 3, 5), torch.randn(2, 7)
     with torch.no_grad():
         assert not dec._recurrence_here(inputs, z)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not dec._recurrence_here(inputs, z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the recurrence only where bf16 is native
+        assert dec._recurrence_here(inputs, z) is cpu_bf16_supported()
 
 
 def test_decoder_keeps_nn_lstm_with_onednn_products(kernel):
     dec = StrokeDecoder(ModelConfig(z_size=7, dec_hidden=16, num_mixtures=3))
     assert dec._recurrence_here(torch.randn(2, 3, 5), torch.randn(2, 7, requires_grad=True)) is (kernel == "torch")
+
+
+@pytest.mark.skipif(not cpu_bf16_supported(), reason="this CPU has no native bfloat16")
+def test_decoder_under_bf16_autocast_runs_the_recurrence_with_bf16_products():
+    """With native bf16 the recurrence's products run in bf16 (states fp32): within bf16 rounding of fp32 nn.LSTM."""
+    torch.manual_seed(3)
+    dec = StrokeDecoder(ModelConfig(z_size=16, dec_hidden=32, num_mixtures=3))
+    inputs, z = torch.randn(4, 13, 5), torch.randn(4, 16, requires_grad=True)
+    dec.cpu_recurrence = False
+    ref, _ = dec(inputs, z)
+    ref.square().sum().backward()
+    ref_grads = [z.grad.clone(), *(p.grad.clone() for p in dec.parameters())]
+    dec.cpu_recurrence = True
+    z.grad = None
+    dec.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dec._recurrence_here(inputs, z)
+        params, _ = dec(inputs, z)
+    assert params.dtype == torch.bfloat16
+    params.float().square().sum().backward()
+    assert _close(ref.detach(), params.float().detach(), rel=3e-2)
+    for a, m in zip(ref_grads, [z.grad, *(p.grad for p in dec.parameters())]):
+        assert m.dtype == torch.float32 and _close(a, m, rel=6e-2)

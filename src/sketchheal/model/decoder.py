@@ -5,9 +5,10 @@
     o_t, (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1}))
     y_t      = fc_params(dropout(o_t))                6M + 3 numbers, layout in ``sketchheal.model.mixture``
 
-Training on a CPU in fp32 with torch's products runs the recurrence of ``sketchheal.model.lstm`` (the same numbers,
-its backward written out) with ``W_ih x_t = W_s s_{t-1} + W_z z``: the ``z`` part once per sketch, not once per
-step. Elsewhere (CUDA, autocast, no gradient, oneDNN's products) ``nn.LSTM`` runs.
+Training on a CPU, in fp32 with torch's products or under bf16 autocast where bf16 is native, runs the recurrence of
+``sketchheal.model.lstm`` (nn.LSTM's numbers, its backward written out) with ``W_ih x_t = W_s s_{t-1} + W_z z``:
+the ``z`` part once per sketch, not once per step. Elsewhere (CUDA, no gradient, oneDNN's fp32 products, emulated
+bf16) ``nn.LSTM`` runs.
 
 Parameter names (``fc_hc``, ``lstm``, ``fc_params``) are those of the published checkpoints.
 """
@@ -69,13 +70,16 @@ class StrokeDecoder(nn.Module):
         return params, state
 
     def _recurrence_here(self, inputs: torch.Tensor, z: torch.Tensor) -> bool:
-        """Training in fp32 on a CPU with torch's own products, where the written-out recurrence is faster than
-        ``nn.LSTM``'s kernel (with oneDNN's products, chosen on CPUs where MKL is slow, it is not: there nn.LSTM's
-        own oneDNN kernel runs)."""
-        return (self.cpu_recurrence and torch.is_grad_enabled() and inputs.device.type == "cpu"
-                and not torch.is_autocast_enabled("cpu") and not matmul.onednn_enabled()
-                and inputs.dtype == z.dtype == self.lstm.weight_hh_l0.dtype == torch.float32
-                and (z.requires_grad or self.lstm.weight_hh_l0.requires_grad))
+        """Training on a CPU where the written-out recurrence is faster than ``nn.LSTM``'s kernel: in fp32 with
+        torch's own products (with oneDNN's, chosen on CPUs where MKL is slow, it is not: there nn.LSTM's own
+        oneDNN kernel runs), and under bf16 autocast on a CPU with native bf16 (products in bf16, states fp32)."""
+        if not (self.cpu_recurrence and torch.is_grad_enabled() and inputs.device.type == "cpu"
+                and (z.requires_grad or self.lstm.weight_hh_l0.requires_grad)):
+            return False
+        if torch.is_autocast_enabled("cpu"):
+            return _cpu_bf16_autocast() and cpu_bf16_supported()
+        return (inputs.dtype == z.dtype == self.lstm.weight_hh_l0.dtype == torch.float32
+                and not matmul.onednn_enabled())
 
     def _forward_recurrence(self, inputs: torch.Tensor, z: torch.Tensor,
                             state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
@@ -83,7 +87,9 @@ class StrokeDecoder(nn.Module):
         w_ih = lstm.weight_ih_l0  # (4H, 5 + Nz): stroke-5 columns first, then z
         rows = linear(z, w_ih[:, k:], lstm.bias_ih_l0 + lstm.bias_hh_l0)  # (B, 4H): W_z z + b, every step's
         x = inputs.transpose(0, 1)  # (L, B, 5), time first
-        out, h, c = lstm_recurrence(x, rows, w_ih[:, :k], state[0][0], state[1][0], lstm.weight_hh_l0)  # (L, B, H)
+        low = torch.bfloat16 if torch.is_autocast_enabled("cpu") else None  # bf16 products under bf16 autocast
+        out, h, c = lstm_recurrence(x, rows, w_ih[:, :k], state[0][0], state[1][0], lstm.weight_hh_l0,
+                                    low=low)  # (L, B, H)
         params = linear(self.dropout(out), self.fc_params.weight, self.fc_params.bias)  # (L, B, 6M + 3)
         return params.transpose(0, 1).contiguous(), (h.unsqueeze(0), c.unsqueeze(0))  # (B, L, 6M + 3)
 

@@ -36,29 +36,35 @@ _aten = torch.ops.aten
 
 class LSTMRecurrence(torch.autograd.Function):
     """``x (T, B, K), rows (B, 4H), w_x (4H, K), h0, c0 (B, H), w_hh (4H, H)`` -> ``out (T, B, H)`` (every ``h_t``),
-    ``h_T``, ``c_T``."""
+    ``h_T``, ``c_T``. ``low``: None (every product in the inputs' dtype) or ``torch.bfloat16`` (the products in
+    bf16, summed in fp32 by the kernel; gates, states and outputs fp32)."""
 
     @staticmethod
-    def forward(ctx, x, rows, w_x, h0, c0, w_hh):
+    def forward(ctx, x, rows, w_x, h0, c0, w_hh, low):
         steps, batch, k = x.shape
         hid = w_hh.shape[1]
-        xh = x.new_empty(steps, batch, k + hid)  # [x_t ; h_{t-1}], the product's input at every step
+        dtype = torch.float32 if low is not None else x.dtype  # gates and states
+        prod = low or dtype  # the products' operands
+        ctx.dtypes = (x.dtype, rows.dtype, w_x.dtype, h0.dtype, c0.dtype, w_hh.dtype)
+        ctx.low = low
+        rows = rows.to(dtype)
+        xh = x.new_empty(steps, batch, k + hid, dtype=prod)  # [x_t ; h_{t-1}], the product's input at every step
         xh[:, :, :k] = x
         if steps:
             xh[0, :, k:] = h0
-        w_t = torch.cat([w_x, w_hh], dim=1).t()  # (K + H, 4H)
-        acts = x.new_empty(steps, batch, 4 * hid)  # the gates after their nonlinearities
-        cells = x.new_empty(steps, batch, hid)  # c_t
+        w_t = torch.cat([w_x, w_hh], dim=1).to(prod).t()  # (K + H, 4H)
+        acts = x.new_empty(steps, batch, 4 * hid, dtype=dtype)  # the gates after their nonlinearities
+        cells = x.new_empty(steps, batch, hid, dtype=dtype)  # c_t
         tanh_c = torch.empty_like(cells)  # tanh(c_t)
         out = torch.empty_like(cells)  # h_t
-        c = c0
-        dnn = matmul.onednn_enabled()  # the fp32 product kernel the process chose (sketchheal.model.matmul)
+        c = c0.to(dtype)
+        fused = low is None and not matmul.onednn_enabled()  # torch's addmm adds the rows in the product
         for t in range(steps):
             a = acts[t]  # (B, 4H)
-            if dnn:
-                torch.add(matmul.product(xh[t], w_t), rows, out=a)
-            else:
+            if fused:
                 torch.addmm(rows, xh[t], w_t, out=a)
+            else:
+                torch.add(matmul.product(xh[t], w_t), rows, out=a)
             ifo, g, o = a[:, :2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
             torch.sigmoid(ifo, out=ifo)
             torch.tanh(g, out=g)
@@ -70,8 +76,9 @@ class LSTMRecurrence(torch.autograd.Function):
             if t + 1 < steps:
                 xh[t + 1, :, k:] = out[t]
             c = cells[t]
+        c0 = c0.to(dtype)
         ctx.save_for_backward(xh, acts, cells, tanh_c, c0, w_x, w_hh)
-        h_last = out[-1] if steps else h0
+        h_last = out[-1] if steps else h0.to(dtype)
         return out, h_last.clone(), c.clone()
 
     @staticmethod
@@ -79,14 +86,15 @@ class LSTMRecurrence(torch.autograd.Function):
         xh, acts, cells, tanh_c, c0, w_x, w_hh = ctx.saved_tensors
         steps, batch, hid = cells.shape
         k = xh.shape[2] - hid
+        low = ctx.low
         d_acts = torch.empty_like(acts)  # (T, B, 4H): the gradient of every step's gate pre-activations
-        dh = d_hT.clone() if d_hT is not None else c0.new_zeros(batch, hid)
-        dc = d_cT.clone() if d_cT is not None else c0.new_zeros(batch, hid)
+        dh = d_hT.to(acts.dtype, copy=True) if d_hT is not None else c0.new_zeros(batch, hid)
+        dc = d_cT.to(acts.dtype, copy=True) if d_cT is not None else c0.new_zeros(batch, hid)
         d_rows = acts.new_zeros(batch, 4 * hid)
         tmp = torch.empty_like(dh)
         # (4H, H) with W_hh^T contiguous underneath: oneDNN reads the second operand's transpose as its weight and
         # reorders any other layout on every call
-        w_back = w_hh.t().contiguous().t() if matmul.onednn_enabled() else w_hh
+        w_back = w_hh.t().contiguous().t() if matmul.onednn_enabled() and low is None else w_hh.to(low or w_hh.dtype)
         for t in range(steps - 1, -1, -1):
             a, tc, da = acts[t], tanh_c[t], d_acts[t]
             i, f, g, o = a[:, :hid], a[:, hid:2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
@@ -104,27 +112,37 @@ class LSTMRecurrence(torch.autograd.Function):
             _aten.tanh_backward.grad_input(tmp, g, grad_input=da[:, 2 * hid:3 * hid])
             dc.mul_(f)
             d_rows.add_(da)
-            dh = matmul.product(da, w_back)  # (B, 4H) @ (4H, H)
+            if low is None:
+                dh = matmul.product(da, w_back)  # (B, 4H) @ (4H, H)
+            else:
+                dh = torch.mm(da.to(low), w_back).float()
         d_x = d_w_x = d_w_hh = None
         flat = d_acts.view(-1, 4 * hid)  # (T B, 4H)
+        if low is not None:
+            flat = flat.to(low)
         if ctx.needs_input_grad[0]:
-            d_x = matmul.product(flat, w_x).view(steps, batch, k)
+            d_x = matmul.product(flat, w_x.to(flat.dtype)).view(steps, batch, k)
         if ctx.needs_input_grad[2] or ctx.needs_input_grad[5]:
             d_w = matmul.product(flat.t(), xh.view(-1, k + hid))  # (4H, T B) @ (T B, K + H)
             d_w_x, d_w_hh = d_w[:, :k], d_w[:, k:]
-        return d_x, (d_rows if ctx.needs_input_grad[1] else None), d_w_x, dh, dc, d_w_hh
+        grads = [d_x, d_rows if ctx.needs_input_grad[1] else None, d_w_x, dh, dc, d_w_hh]
+        return (*(None if g is None else g.to(dt) for g, dt in zip(grads, ctx.dtypes)), None)
 
 
 def lstm_recurrence(x: torch.Tensor, rows: torch.Tensor, w_x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
-                    w_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    w_hh: torch.Tensor, *, low: torch.dtype | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the recurrence over ``x (T, B, K)`` with ``rows (B, 4H)`` added to every step's gates, from
     ``h0, c0 (B, H)``: returns ``out (T, B, H)``, ``h_T``, ``c_T`` (``(B, H)`` each).
 
-    All tensors of one floating dtype on one device (the decoder calls it for fp32 on CPUs, outside autocast).
+    All tensors on one device (the decoder calls it on CPUs). ``low=None``: every product in the inputs' dtype
+    (fp32 for the decoder); ``low=torch.bfloat16``: the products in bf16 with fp32 gates, states and outputs (the
+    decoder under bf16 autocast on a CPU with native bf16). Runs outside autocast.
     """
     four_h, hid = w_hh.shape
     if (x.dim() != 3 or four_h != 4 * hid or tuple(w_x.shape) != (four_h, x.shape[2])
             or tuple(rows.shape) != (x.shape[1], four_h)):
         raise ValueError(f"expected x (T, B, K), rows (B, 4H), w_x (4H, K), w_hh (4H, H); got x {tuple(x.shape)}, "
                          f"rows {tuple(rows.shape)}, w_x {tuple(w_x.shape)}, w_hh {tuple(w_hh.shape)}")
-    return LSTMRecurrence.apply(x, rows.contiguous(), w_x, h0.contiguous(), c0.contiguous(), w_hh)
+    with torch.autocast(x.device.type, enabled=False):
+        return LSTMRecurrence.apply(x, rows.contiguous(), w_x, h0.contiguous(), c0.contiguous(), w_hh, low)
