@@ -47,7 +47,7 @@ from bench_matmul import fp32_rates  # noqa: E402
 from sketchheal.config import preset  # noqa: E402
 from sketchheal.model import matmul  # noqa: E402
 from sketchheal.training.trainer import Trainer  # noqa: E402
-from sketchheal.utils.devices import cpu_name, machine_defaults, usable_cores  # noqa: E402
+from sketchheal.utils.devices import cpu_bf16_supported, cpu_name, machine_defaults, usable_cores  # noqa: E402
 from sketchheal.utils.paths import shared_data_dir  # noqa: E402
 
 # Issue 19's figures, measured on an AMD EPYC with 2 cores (AVX2 + FMA, no AVX-512, no native bf16), fp32, batch 100.
@@ -102,7 +102,8 @@ def count_flops(trainer: Trainer, batch: dict, mode: str) -> dict[str, int]:
     lstm = lstm_flops(trainer.model, batch, mode)
     total = counter.get_total_flops() + lstm
     executed = total
-    if not trainer.autocast and not matmul.onednn_enabled():  # the decoder's recurrence runs in this process
+    bf16 = trainer.autocast == torch.bfloat16 and cpu_bf16_supported()
+    if bf16 or (not trainer.autocast and not matmul.onednn_enabled()):  # the decoder's recurrence runs here
         executed = _counted(trainer, batch, recurrence=True).get_total_flops()
     return {"total": total, "executed": executed, "encoder_forward": enc, "lstm": lstm}
 
