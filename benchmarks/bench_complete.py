@@ -12,6 +12,8 @@ Data sets (``--sets``):
 - ``qd-holdout``: QuickDraw drawings of the held-out categories (never trained on), vector erasure.
 - ``qd-tune``: the test splits of the gap-filler's training categories (never trained on either), vector erasure:
   completion's settings are chosen on it, so that the held-out categories measure transfer untouched.
+- ``sheep-tune``: the validation sheep (aaron_sheep.npz, valid split), vector erasure: the settings for drawings
+  typical for the model are chosen on it, so that the test sheep stay unseen.
 
 For each: erased-ink recall, added-ink precision, kept ink (sketchheal.evaluation.healing, 128 px, the original's
 frame, 2 px) for completion, redraw (best of 8 at temperature 0.1, placed on the original's bounding box) and the
@@ -66,8 +68,8 @@ class Case:
         return self.inputs if self.given is None else self.given
 
 
-def sheep_cases(ps, seed: int, limit: int | None, raster: bool) -> list[Case]:
-    sk = load_sketches(DATA / "sketch-rnn" / "aaron_sheep.npz", split="test")
+def sheep_cases(ps, seed: int, limit: int | None, raster: bool, split: str = "test") -> list[Case]:
+    sk = load_sketches(DATA / "sketch-rnn" / "aaron_sheep.npz", split=split)
     n = len(sk) if limit is None else min(limit, len(sk))
     table = MaskTable(len(sk), seed)
     cases = []
@@ -78,7 +80,7 @@ def sheep_cases(ps, seed: int, limit: int | None, raster: bool) -> list[Case]:
             u = table.uniforms(i)
             e = erase(orig, p, uniforms=u)
             img = corrupt(s3, u, p).corrupted if raster else None
-            cases.append(Case(f"sheep{i}", p, orig, e.lines, img))
+            cases.append(Case(f"sheep{i}" if split == "test" else f"{split}-sheep{i}", p, orig, e.lines, img))
     return cases
 
 
@@ -279,6 +281,8 @@ def main(argv=None) -> int:
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=True)
         elif name == "sheep-vector":
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=False)
+        elif name == "sheep-tune":
+            cases = sheep_cases(args.ps, args.seed, args.limit, raster=False, split="valid")
         elif name == "sheep-image":
             cases = sheep_image_cases(args.ps, args.seed, args.limit)
         elif name == "qd-tune":

@@ -155,3 +155,35 @@ def test_bundled_gapfill_matches_the_bundled_model():
     assert gap.image_size == main.image_size and gap.render_mode == main.render_mode
     lic = json.loads((BUNDLED_GAPFILL_DIR / "config.json").read_text()).get("extra", {}).get("license", "")
     assert "CC BY-NC 4.0" in lic
+
+
+def test_drawings_of_the_models_own_kind_get_the_upright_views(monkeypatch):
+    """The domain check's typical drawings (below typical_below) are reconstructed with typical_views, the others
+    with views; without a domain check every drawing gets views."""
+    import sketchheal.inference.complete as C
+
+    calls = []
+    real = C.reconstruct
+
+    def spy(model, images, batch_size=64, views=()):
+        calls.append((len(images), views))
+        return real(model, images, batch_size, views)
+
+    monkeypatch.setattr(C, "reconstruct", spy)
+    original = _drawing()
+    inputs = erase_squares(original, np.array([[500.0, 500.0]]), 40.0)
+    healer = _healer(_Oracle(_oracle_image(original, model_view(inputs, 128, "reference"))))
+    domain = SimpleNamespace(nll=lambda *a, **k: None,
+                             assess=lambda codes, nll: [{"percentile": 10.0, "typical": True},
+                                                        {"percentile": 95.0, "typical": True}])
+    params = CompletionParams(views="flip", typical_views="mirror", typical_below=90.0, passes=1)
+    res = complete(healer, [inputs, inputs], params=params, domain=domain)
+    assert sorted(calls[1:]) == [(1, "flip"), (1, "mirror")]  # calls[0]: the identity pass for the codes
+    assert [r.typicality["percentile"] for r in res] == [10.0, 95.0]
+    calls.clear()
+    complete(healer, [inputs, inputs], params=params)
+    assert calls == [(2, "flip")]
+    with pytest.raises(ValueError, match="typical_below"):
+        CompletionParams(typical_below=120.0)
+    with pytest.raises(ValueError, match="unknown"):
+        CompletionParams(typical_views="sideways")

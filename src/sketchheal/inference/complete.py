@@ -7,8 +7,9 @@ The walk of one drawing (absolute polylines in the input's own coordinates; imag
    known exactly from the render layout.
 2. **Reconstruction.** The encoder's final Lmser reconstruction ``recons[-1]`` (trained to reproduce the clean
    sketch from the corrupted one) of that image, averaged with those of its mirrored and shifted copies
-   (``views``, :mod:`sketchheal.inference.recon`); its ink is where it is above ``threshold``. The
-   reconstruction may come from a second model (the gap-filler) of the same image size.
+   (``views``, :mod:`sketchheal.inference.recon`; ``typical_views`` for drawings the domain check finds of the
+   model's own kind); its ink is where it is above ``threshold``. The reconstruction may come from a second model
+   (the gap-filler) of the same image size.
 3. **Bridges.** Every pair of loose ends of the input (first and last points of its strokes) at most ``max_gap``
    apart is tried with three curves: a straight line, a cubic Hermite curve that leaves each end along its own
    direction, and the corner where the two end directions meet (:mod:`sketchheal.inference.bridges`). With a
@@ -91,9 +92,14 @@ class CompletionParams:
     ridge: float = 1.5  # traced points move across the line to the reconstruction's ridge within this (0: off)
     bridge_ridge: float = 1.0  # the same for the inner points of bridges
     views: str = "mirror,flip,turn,shift"  # the reconstruction averaged over these views too (inference.recon; "" = none)
+    typical_views: str = "mirror,shift,cross"  # instead, for drawings of the model's own kind: views that keep them upright
+    typical_below: float = 90.0  # ... those the domain check puts below this percentile (0: never)
 
     def __post_init__(self):
         parse_views(self.views)  # one line naming the known views when a name is wrong
+        parse_views(self.typical_views)
+        if not 0.0 <= self.typical_below <= 100.0:
+            raise ValueError(f"typical_below is a percentile between 0 and 100, got {self.typical_below}")
 
 
 @dataclass
@@ -382,6 +388,16 @@ def added_strokes(view: ModelView, recon: np.ndarray, params: CompletionParams, 
     return out + residual_strokes(view, recon, covered, params) if params.residual else out
 
 
+def _reconstruct_grouped(model: torch.nn.Module, images: np.ndarray, batch_size: int,
+                         views: Sequence[str]) -> np.ndarray:
+    """:func:`reconstruct` of ``images (B, N, N)``, image ``j`` averaged over ``views[j]`` (one batch per views)."""
+    out = np.empty_like(np.asarray(images, np.float32))
+    for names in dict.fromkeys(views):
+        sel = [j for j, v in enumerate(views) if v == names]
+        out[sel] = reconstruct(model, images[sel], batch_size, names)[0]
+    return out
+
+
 def _model_of(m: Any) -> torch.nn.Module:
     return m.model if hasattr(m, "model") else m
 
@@ -426,12 +442,15 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
     else:
         batch = np.asarray(images, np.float32)[ok]
     filler = _model_of(gapfill if gapfill is not None else healer)
-    recons, codes = reconstruct(filler, batch, batch_size, params.views)
     typical = None
-    if domain is not None:  # how typical, by the main model's codes
-        if gapfill is not None:
-            _, codes = reconstruct(_model_of(healer), batch, batch_size)
+    if domain is not None:  # how typical, by the main model's codes (its identity view)
+        _, codes = reconstruct(_model_of(healer), batch, batch_size)
         typical = domain.assess(codes, domain.nll(healer, [drawings[i] for i in ok], codes, batch_size))
+    # Each drawing's views: upright ones for drawings of the model's own kind (turning a sheep upside-down shows
+    # the model something it never saw), all of params.views for the others.
+    own_kind = [t is not None and t["percentile"] < params.typical_below for t in (typical or [None] * len(ok))]
+    views_of = {i: params.typical_views if own else params.views for i, own in zip(ok, own_kind)}
+    recons = _reconstruct_grouped(filler, batch, batch_size, [views_of[i] for i in ok])
     for j, i in enumerate(ok):
         view = views[i] if images is None else replace(views[i], image=batch[j])
         res = results[i]
@@ -444,7 +463,8 @@ def complete(healer: Any, drawings: Sequence[Sequence[np.ndarray]], *, gapfill: 
         if not again:
             break
         views2 = [model_view(results[i].lines, size, mode) for i in again]
-        recons2, _ = reconstruct(filler, np.stack([v.image for v in views2]), batch_size, params.views)
+        recons2 = _reconstruct_grouped(filler, np.stack([v.image for v in views2]), batch_size,
+                                       [views_of[i] for i in again])
         for v, r, i in zip(views2, recons2, again):
             results[i].added_lines = results[i].added_lines + added_strokes(v, r, params, scorer if order[i] else None, order[i])
     return results

@@ -14,7 +14,9 @@ of the image, each transformed back, keeps what they agree on (test-time augment
 
 Completion's default (``CompletionParams.views``) is ``mirror,flip,turn,shift``: six reconstructions in all.
 Measured with completion (``benchmarks/bench_complete.py --sets qd-tune``) each view added precision at equal
-recall; ``cross`` and ``transpose`` added nothing beyond these.
+recall; ``cross`` and ``transpose`` added nothing beyond these. For drawings of the model's own kind
+(``CompletionParams.typical_views``) it is ``mirror,shift,cross``, six views that keep the drawing upright
+(``--sets sheep-tune``).
 
 The identity view is always included; the codes (encoder means) are the identity view's.
 """
