@@ -13,7 +13,8 @@ Data sets (``--sets``):
 - ``qd-tune``: the test splits of the gap-filler's training categories (never trained on either), vector erasure:
   completion's settings are chosen on it, so that the held-out categories measure transfer untouched.
 - ``sheep-tune``: the validation sheep (aaron_sheep.npz, valid split), vector erasure: the settings for drawings
-  typical for the model are chosen on it, so that the test sheep stay unseen.
+  typical for the model are chosen on it, so that the test sheep stay unseen (the bridge scorer was fitted on other
+  erasures of these drawings).
 
 For each: erased-ink recall, added-ink precision, kept ink (sketchheal.evaluation.healing, 128 px, the original's
 frame, 2 px) for completion, redraw (best of 8 at temperature 0.1, placed on the original's bounding box) and the
