@@ -28,6 +28,7 @@ this gains on ``nn.LSTM``'s fused CPU kernel. The products take the fp32 kernel 
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from sketchheal.model import matmul
 
@@ -82,6 +83,7 @@ class LSTMRecurrence(torch.autograd.Function):
         return out, h_last.clone(), c.clone()
 
     @staticmethod
+    @once_differentiable  # its backward is written with in-place ops: no second derivatives
     def backward(ctx, d_out, d_hT, d_cT):
         xh, acts, cells, tanh_c, c0, w_x, w_hh = ctx.saved_tensors
         steps, batch, hid = cells.shape
