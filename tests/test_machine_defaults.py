@@ -25,6 +25,16 @@ def test_busy_cores_are_left_alone(monkeypatch):
     assert D.machine_defaults("cpu").threads == 1
 
 
+def test_intel_cpus_keep_torchs_products(monkeypatch):
+    """MKL runs its best kernels on Intel CPUs: the timing is not trusted there (it flips on a busy machine)."""
+    D.onednn_matmul_faster.cache_clear()
+    monkeypatch.setattr(D, "cpu_vendor", lambda: "GenuineIntel")
+    try:
+        assert D.onednn_matmul_faster() is False
+    finally:
+        D.onednn_matmul_faster.cache_clear()
+
+
 def test_the_product_kernel_can_be_fixed(monkeypatch):
     monkeypatch.setenv("SKETCHHEAL_MATMUL", "torch")
     assert D.machine_defaults("cpu").onednn_matmul is False

@@ -102,12 +102,26 @@ def cpu_name() -> str:
     return f"{name} ({isa})"
 
 
+def cpu_vendor() -> str:
+    """The CPU's vendor string from ``/proc/cpuinfo`` (``GenuineIntel``, ``AuthenticAMD``, ...; "" if unknown)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 @functools.cache
 def onednn_matmul_faster() -> bool:
     """Whether oneDNN's fp32 GEMM beats torch's default (MKL) by 15 % or more on this CPU, timed on a product of the
-    model's shape (~50 ms, once per process). True on AVX-512 AMD CPUs, where MKL keeps to its AVX2 kernels."""
+    model's shape (~50 ms, once per process). True on AVX-512 AMD CPUs, where MKL keeps to its AVX2 kernels. Never on
+    Intel CPUs, where MKL runs its best kernels and the two measure alike (an AVX-512 / AMX Xeon: 185-224 GFLOP/s
+    each): there a timing that says otherwise is a busy machine, and the choice would change from run to run."""
     op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-    if op is None or not torch.backends.mkldnn.is_available():
+    if op is None or not torch.backends.mkldnn.is_available() or cpu_vendor() == "GenuineIntel":
         return False
     x, w = torch.randn(2048, 128), torch.randn(768, 128)
     try:
