@@ -187,3 +187,26 @@ def test_drawings_of_the_models_own_kind_get_the_upright_views(monkeypatch):
         CompletionParams(typical_below=120.0)
     with pytest.raises(ValueError, match="unknown"):
         CompletionParams(typical_views="sideways")
+
+
+def test_dense_drawings_are_thinned_for_the_working_copy_only():
+    from sketchheal.inference.complete import working_copy
+    # a raw-QuickDraw-like drawing: the house's edges sampled every pixel
+    dense = [np.concatenate([np.linspace(a, b, 200, endpoint=False) for a, b in zip(line[:-1], line[1:])]
+                            + [line[-1:]]) for line in _drawing()]
+    work = working_copy(dense)
+    assert sum(map(len, work)) < 0.2 * sum(map(len, dense))
+    assert all(np.array_equal(w[0], d[0]) and np.array_equal(w[-1], d[-1]) for w, d in zip(work, dense))
+    simplified = _drawing()  # corners only: nothing to take away
+    assert all(np.array_equal(w, s) for w, s in zip(working_copy(simplified), simplified))
+    assert sum(map(len, working_copy(dense, thin=0))) == sum(map(len, dense))
+    # completion reads the thinned copy but hands the user's strokes back exactly as given
+    original = dense
+    inputs = erase_squares(original, np.array([[500.0, 500.0], [300.0, 500.0]]), 40.0)
+    view = model_view(inputs, 128, "reference")
+    assert len(view.uv) < 0.2 * sum(map(len, inputs))
+    healer = _healer(_Oracle(_oracle_image(original, view)))
+    (res,) = complete(healer, [inputs], params=ORACLE)
+    assert len(res.input_lines) == len(inputs)
+    assert all(np.array_equal(a, b) for a, b in zip(res.input_lines, inputs))
+    assert res.added_lines

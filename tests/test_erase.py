@@ -78,3 +78,11 @@ def test_quickdraw_polylines_and_bad_p():
     assert e.erased.all() and all(len(line) for line in e.lines)
     with pytest.raises(ValueError):
         erase(lines, 1.5)
+
+
+def test_a_stroke_entering_a_square_on_a_vertex_is_cut():
+    # vertices every unit: one lands exactly on each side of the square, and the segments between lie wholly inside
+    line = np.stack([np.full(201, 500.0), np.linspace(400, 600, 201)], 1)
+    out = erase_squares([line], np.array([[500.0, 500.0]]), 40.0)
+    assert len(out) == 2
+    assert out[0][-1][1] <= 480 and out[1][0][1] >= 520

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sketchheal import __version__
 from sketchheal.cli.main import main as cli_main
 from sketchheal.config import preset
-from sketchheal.training.export import export_checkpoint, import_reference
+from sketchheal.training.export import export_checkpoint, import_reference, training_lineage
 from sketchheal.model import LmserPix2Seq
 from sketchheal.model.weights import CONFIG_NAME, WEIGHTS_NAME, load_release
 
@@ -242,3 +242,40 @@ def test_export_records_the_runs_behind_a_warm_start(tmp_path):
     export_checkpoint(lost, tmp_path / "rel4")
     extra = load_release(tmp_path / "rel4")[1]["extra"]
     assert extra["total_steps"] is None and extra["lineage"] == [{"source": str(tmp_path / "gone.pt"), "step": None}]
+
+
+def test_lineage_of_a_release_exported_over_its_own_source(tmp_path):
+    """A model fine-tuned from its release folder and exported back into it: later exports read the lineage it
+    recorded, and do not walk the folder's self-reference again and again."""
+    cfg = preset("tiny")
+    torch.manual_seed(0)
+    model = LmserPix2Seq(cfg.model)
+    rel = tmp_path / "rel"
+
+    def save(name: str, step: int, init_from: str) -> Path:
+        c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from=init_from))
+        torch.save({"model": model.state_dict(), "optimizer": {}, "step": step, "lr": 1e-3, "config": c.to_dict(),
+                    "scale": 33.0, "categories": ["cat"], "max_seq_len": 64, "version": __version__}, tmp_path / name)
+        return tmp_path / name
+
+    export_checkpoint(save("a.pt", 300, ""), rel)
+    export_checkpoint(save("b.pt", 200, str(rel)), rel)  # fine-tuned from rel, exported into rel
+    extra = load_release(rel)[1]["extra"]
+    assert extra["lineage"] == [{"source": str(rel), "step": 300}] and extra["total_steps"] == 500
+    export_checkpoint(save("c.pt", 100, str(rel)), tmp_path / "next")
+    extra = load_release(tmp_path / "next")[1]["extra"]
+    assert extra["lineage"] == [{"source": str(rel), "step": 200}, {"source": str(rel), "step": 300}]
+    assert extra["total_steps"] == 600
+
+
+def test_lineage_stops_at_a_cycle_of_checkpoints(tmp_path):
+    """Checkpoints naming each other as sources end the chain with an unknown step instead of looping."""
+    cfg = preset("tiny")
+    model = LmserPix2Seq(cfg.model)
+    for name, other in (("x.pt", "y.pt"), ("y.pt", "x.pt")):
+        c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from=str(tmp_path / other)))
+        torch.save({"model": model.state_dict(), "optimizer": {}, "step": 5, "lr": 1e-3, "config": c.to_dict(),
+                    "scale": 33.0, "categories": ["cat"], "max_seq_len": 64, "version": __version__}, tmp_path / name)
+    chain = training_lineage(torch.load(tmp_path / "x.pt", weights_only=True))
+    assert chain == [{"source": str(tmp_path / "y.pt"), "step": 5}, {"source": str(tmp_path / "x.pt"), "step": 5},
+                     {"source": str(tmp_path / "y.pt"), "step": None}]

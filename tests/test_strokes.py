@@ -285,3 +285,18 @@ def test_simplification_agrees_with_google(data_dir):
     assert a["identical"] >= 0.90
     assert a["points_median"] == 0.0 and a["points_p95"] <= 3.0
     assert a["lines_median"] == 0.0 and a["lines_max"] <= 2.5
+
+
+def test_thin_polylines_keeps_ends_and_short_strokes(rng):
+    t = np.linspace(0, np.pi, 200)
+    arc = np.stack([100 * np.cos(t), 100 * np.sin(t)], 1) + rng.normal(0, 0.01, (200, 2))
+    seg = np.array([[0.0, 0.0], [5.0, 5.0]])
+    dot = np.array([[3.0, 4.0]])
+    out = S.thin_polylines([arc, seg, dot], 1 / 255)
+    assert 5 < len(out[0]) < 60
+    assert np.array_equal(out[0][0], arc[0]) and np.array_equal(out[0][-1], arc[-1])
+    assert np.array_equal(out[1], seg) and np.array_equal(out[2], dot)
+    # every kept point is an input point, and the thinned arc stays within epsilon of the original
+    assert all((np.abs(arc - p).sum(1) == 0).any() for p in out[0])
+    same = S.thin_polylines([arc, seg], 0.0)
+    assert all(np.array_equal(a, b) and a is not b for a, b in zip(same, [arc, seg]))

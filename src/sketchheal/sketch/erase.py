@@ -127,6 +127,11 @@ def erase_squares(lines: Sequence[np.ndarray], centres: np.ndarray, side: float)
                 kept = _kept([(float(t0[j, k]), float(t1[j, k])) for k in np.flatnonzero(hit[j])])
             else:
                 kept = [(0.0, 1.0)]
+            if not any(e - s > _EPS for s, e in kept):  # wholly inside (it may enter on a vertex): the stroke ends
+                if len(cur) > 1:
+                    out.append(np.array(cur))
+                cur = []
+                continue
             for s, e in kept:
                 if e - s <= _EPS:
                     continue

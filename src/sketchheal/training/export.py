@@ -163,20 +163,29 @@ def training_lineage(ckpt: dict[str, Any], *, max_depth: int = 32) -> list[dict[
     """The chain of runs behind a checkpoint, newest first: ``[{"source", "step"}, ...]``.
 
     Each run started with ``--init-from`` names its source (``train.init_from``); that source's own step and source
-    are read in turn (training checkpoints, run directories and release directories). A source that cannot be read
-    ends the chain with ``"step": None`` (paths are as given at training time, usually relative to the directory the
-    run was started in).
+    are read in turn (training checkpoints, run directories and release directories). A release directory that
+    records its own ``lineage`` ends the walk with that record: it was taken when the release was made, while a
+    path read now may hold a later release (a model fine-tuned from its own release folder and exported back into
+    it names itself as its source). A source that cannot be read, or one already in the chain, ends the chain with
+    ``"step": None`` (paths are as given at training time, usually relative to the directory the run was started
+    in).
     """
     chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
     source = str(((ckpt.get("config") or {}).get("train") or {}).get("init_from") or "")
     while source and len(chain) < max_depth:
+        if source in seen:  # a cycle of paths: what that path held then is not known any more
+            chain.append({"source": source, "step": None})
+            break
+        seen.add(source)
         path = Path(source)
-        step, parent = None, ""
+        step, parent, recorded = None, "", None
         try:
             if path.is_dir() and (path / "config.json").is_file() and not (path / "ckpt_last.pt").is_file():
                 meta = json.loads((path / "config.json").read_text())
                 extra = meta.get("extra") or {}
                 step, parent = extra.get("step"), (extra.get("train") or {}).get("init_from") or ""
+                recorded = extra.get("lineage") if isinstance(extra.get("lineage"), list) else None
             else:
                 src = read_checkpoint(path)
                 step = src.get("step")
@@ -184,6 +193,10 @@ def training_lineage(ckpt: dict[str, Any], *, max_depth: int = 32) -> list[dict[
         except (OSError, ValueError, RuntimeError, AttributeError, TypeError):
             step, parent = None, ""
         chain.append({"source": source, "step": step})
+        if recorded is not None:
+            chain += [{"source": str(link.get("source", "")), "step": link.get("step")}
+                      for link in recorded if isinstance(link, dict)][:max_depth - len(chain)]
+            break
         source = str(parent)
     return chain
 
