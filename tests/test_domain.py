@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from sketchheal.inference.domain import (DOMAIN_FILE, UNLIKE_PERCENTILE, Domain, build_domain, describe,
-                                         load_domain)
+from sketchheal.inference.domain import (DOMAIN_FILE, UNLIKE_PERCENTILE, Domain, build_domain, density_thin,
+                                         describe, drawing_nll, load_domain)
+from sketchheal.sketch.strokes import stroke3_to_polylines, thin_polylines
 from sketchheal.model.encoder import EncoderOutput
 from sketchheal.utils.paths import BUNDLED_MODEL_DIR
 from tests.conftest import make_sketch
@@ -108,3 +109,46 @@ def test_the_bundled_calibration_flags_drawings_of_other_kinds_by_the_decoder_to
     np.testing.assert_allclose(back.nll_quantiles, dom.nll_quantiles, rtol=1e-5)
     with pytest.raises(ValueError, match="decoder quantiles"):
         Domain.from_dict({**dom.to_dict(), "nll_quantiles": [1.0, 2.0]})
+
+
+def _densified(lines, k=6):
+    """Every segment cut into ``k`` (collinear points in between): a drawing as a tablet would sample it."""
+    out = []
+    for line in lines:
+        if len(line) < 2:
+            out.append(line.copy())
+            continue
+        t = np.linspace(0.0, 1.0, k, endpoint=False)[:, None, None]
+        seg = line[:-1][None] + t * (line[1:] - line[:-1])[None]  # (k, n-1, 2)
+        out.append(np.concatenate([seg.transpose(1, 0, 2).reshape(-1, 2), line[-1:]], 0))
+    return out
+
+
+def test_density_thin_is_the_tolerance_the_training_drawings_keep():
+    rng = np.random.default_rng(3)
+    simplified = [thin_polylines(stroke3_to_polylines(make_sketch(rng, 3, 12)), 2.0 / 255) for _ in range(30)]
+    assert density_thin(simplified) >= 2.0 / 255  # RDP at their own tolerance removes nothing
+    assert density_thin([_densified(d) for d in simplified]) == 0.0  # nothing leaves dense drawings as they are
+
+
+def test_dense_strokes_are_read_at_the_models_density():
+    from sketchheal.inference.loading import load_model
+
+    if not (BUNDLED_MODEL_DIR / "config.json").is_file():
+        pytest.skip("no bundled model")
+    healer = load_model(None, device="cpu")
+    dom = load_domain(BUNDLED_MODEL_DIR)
+    assert dom.nll_thin == pytest.approx(1.0 / 255, rel=1e-4)  # the sheep are simplified at about 1 / 255
+    rng = np.random.default_rng(0)
+    sheep = [thin_polylines(stroke3_to_polylines(make_sketch(rng, 3, 10)), dom.nll_thin) for _ in range(3)]
+    dense = [_densified(d) for d in sheep]
+    codes = np.tile(dom.mean, (3, 1))
+    as_given = dom.nll(healer, sheep, codes)
+    # the collinear points are thinned away: the same NLL as the drawing itself, not the tiny offsets' own
+    np.testing.assert_allclose(dom.nll(healer, dense, codes), as_given, rtol=1e-4)
+    raw = drawing_nll(healer, dense, codes, dom.extent, thin=0.0)
+    assert np.all(raw < as_given - 0.5)
+    back = Domain.from_dict(json.loads(json.dumps(dom.to_dict())))
+    assert back.nll_thin == pytest.approx(dom.nll_thin)
+    old = {k: v for k, v in dom.to_dict().items() if k != "nll_thin"}  # a calibration from before: as given
+    assert Domain.from_dict(old).nll_thin == 0.0

@@ -7,14 +7,18 @@ Two statistics, each reported as a percentile over the model's own **validation*
 - the decoder's negative log-likelihood of the drawing's own pen offsets (nats per point, sketch-rnn's ``L_s``,
   teacher-forced with the drawing's code; the drawing first resized so that its box's longer side is the training
   drawings' median, since the decoder learned their scale; at most ``max_seq_len`` points). A decoder that learned
-  sheep finds a bicycle's strokes improbable even where the encoder gives it a sheep-like code.
+  sheep finds a bicycle's strokes improbable even where the encoder gives it a sheep-like code. Dense strokes
+  (raw QuickDraw, a tablet) are first thinned to the density of the model's own drawings (``Domain.nll_thin``,
+  found by :func:`density_thin` at calibration): sampled every pixel, any stroke is a run of tiny, easily
+  predicted offsets and would look typical whatever it draws.
 
 The drawing's percentile is the larger of the two: ``percentile = 99.5`` means it is farther from what the model
 learned than 99.5 % of the validation drawings by one of them ("unlike 99 % of them"). For the bundled model,
-with squares erased at p = 0.3, this flags 53 % of 430 QuickDraw drawings of 43 other categories (the code distance
-alone: 26 %) and 1.1 % of the 267 test sheep (0.7 %); a calibration without the decoder statistic (older
-``domain.json`` files) uses the code distance alone. The training and
-validation drawings are seen as inputs are: with squares erased from their strokes (:mod:`sketchheal.sketch.erase`)
+with squares erased at p = 0.3, this flags 50 % of 430 QuickDraw drawings of 43 other categories (the code distance
+alone: 20 %), 1.0 % of the 300 test sheep (0.7 %), and of 250 drawings of 10 QuickDraw categories 18 % in their raw
+form and 34 % simplified (``benchmarks/bench_domain.py``). A calibration without the decoder statistic (older
+``domain.json`` files) uses the code distance alone, one without ``nll_thin`` reads strokes as given. The training
+and validation drawings are seen as inputs are: with squares erased from their strokes (:mod:`sketchheal.sketch.erase`)
 at ``p`` drawn uniformly from ``[0, p_max]``, so that an incomplete drawing of a known kind still looks typical.
 
 A drawing is **unlike** what the model learned when its percentile reaches :data:`UNLIKE_PERCENTILE` (99).
@@ -36,19 +40,24 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from sketchheal.inference.complete import working_copy
 from sketchheal.sketch.erase import erase
 from sketchheal.sketch.io import load_sketches
 from sketchheal.sketch.render import render
 from sketchheal.model.mixture import reconstruction_terms
-from sketchheal.sketch.strokes import normalize, polylines_to_stroke3, stroke3_to_polylines, to_stroke5
+from sketchheal.sketch.strokes import normalize, polylines_to_stroke3, stroke3_to_polylines, thin_polylines, to_stroke5
 from sketchheal.utils.fileio import atomic_write
 
 __all__ = ["DOMAIN_FILE", "UNLIKE_PERCENTILE", "Domain", "build_domain", "calibrate", "load_domain",
-           "encode_codes", "drawing_nll", "describe"]
+           "encode_codes", "drawing_nll", "density_thin", "describe"]
 
 DOMAIN_FILE = "domain.json"
 UNLIKE_PERCENTILE = 99.0
 _QUANTILES = np.linspace(0.0, 100.0, 201)  # every half percent
+# Candidate RDP tolerances (fractions of the longer side) for reading drawings at the density of the model's own:
+# the largest that leaves the training drawings as they are (see density_thin).
+_THIN_GRID = np.array([0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0]) / 255
+_THIN_KEEP = 0.02  # "as they are": RDP removes at most this share of a median training drawing's points
 
 
 def encode_codes(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -78,6 +87,7 @@ class Domain:
     info: dict[str, Any] = field(default_factory=dict)
     nll_quantiles: np.ndarray | None = None  # (201,) validation decoder NLLs at the same percentiles
     extent: float | None = None  # median longer side of the training drawings' boxes (the decoder's scale)
+    nll_thin: float = 0.0  # RDP tolerance (of the longer side) drawings are read at for the NLL (0: as given)
 
     def distance(self, codes: np.ndarray) -> np.ndarray:
         """Mahalanobis distances ``(B,)`` of codes ``(B, Nz)``."""
@@ -108,7 +118,7 @@ class Domain:
         none (see :func:`drawing_nll`)."""
         if self.nll_quantiles is None or self.extent is None:
             return None
-        return drawing_nll(healer, drawings, codes, self.extent, batch_size)
+        return drawing_nll(healer, drawings, codes, self.extent, batch_size, thin=self.nll_thin)
 
     def typicality(self, healer: Any, images: np.ndarray, drawings: Sequence[Sequence[np.ndarray]] | None = None,
                    batch_size: int = 64) -> list[dict[str, Any]]:
@@ -127,7 +137,7 @@ class Domain:
                 **({} if self.nll_quantiles is None else {
                     "nll_statistic": "decoder offset NLL per point, teacher-forced with the drawing's code",
                     "nll_quantiles": [float(f"{v:.6g}") for v in self.nll_quantiles],
-                    "extent": float(self.extent)})}
+                    "extent": float(self.extent), "nll_thin": float(f"{self.nll_thin:.6g}")})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Domain":
@@ -139,16 +149,18 @@ class Domain:
             raise ValueError(f"not a domain calibration: {e}") from None
         if mean.ndim != 1 or prec.shape != (len(mean), len(mean)) or q.shape != _QUANTILES.shape:
             raise ValueError("not a domain calibration: inconsistent shapes")
-        nq, extent = d.get("nll_quantiles"), d.get("extent")
+        nq, extent, nll_thin = d.get("nll_quantiles"), d.get("extent"), d.get("nll_thin", 0.0)
         if nq is not None:
             try:
-                nq, extent = np.asarray(nq, np.float64), float(extent)
+                nq, extent, nll_thin = np.asarray(nq, np.float64), float(extent), float(nll_thin)
             except (TypeError, ValueError) as e:
                 raise ValueError(f"not a domain calibration: {e}") from None
-            if nq.shape != _QUANTILES.shape or not np.isfinite(nq).all() or not extent > 0:
+            if nq.shape != _QUANTILES.shape or not np.isfinite(nq).all() or not extent > 0 \
+                    or not 0.0 <= nll_thin < 0.5:
                 raise ValueError("not a domain calibration: inconsistent decoder quantiles")
         return cls(categories=list(d.get("categories", [])), mean=mean, precision=prec, quantiles=q,
-                   info=dict(d.get("info", {})), nll_quantiles=nq, extent=extent if nq is not None else None)
+                   info=dict(d.get("info", {})), nll_quantiles=nq, extent=extent if nq is not None else None,
+                   nll_thin=float(nll_thin) if nq is not None else 0.0)
 
     def save(self, folder: str | os.PathLike) -> Path:
         path = Path(folder) / DOMAIN_FILE
@@ -196,12 +208,32 @@ def describe(percentile: float, categories: Sequence[str]) -> str:
             f"{percentile:.0f} % of them)")
 
 
+def density_thin(lines: Sequence[Sequence[np.ndarray]]) -> float:
+    """The largest RDP tolerance of :data:`_THIN_GRID` (a fraction of the longer side) that leaves drawings (lists
+    of absolute strokes; a model's training drawings) as they are: it removes at most :data:`_THIN_KEEP` of the
+    points of the median drawing. 0 when even the smallest does more.
+
+    The decoder NLL is a statistic of the drawing's density as much as of its shapes: a stroke sampled every pixel
+    (raw QuickDraw, a tablet, a finely flattened SVG) is a run of tiny, easily predicted offsets and looks typical
+    whatever it draws. Thinned at this tolerance (:func:`drawing_nll`), such a drawing has about the density of the
+    model's own drawings, and theirs are unchanged."""
+    best = 0.0
+    for t in _THIN_GRID:
+        removed = [1.0 - sum(map(len, thin_polylines(d, float(t)))) / max(1, sum(map(len, d))) for d in lines]
+        if not removed or float(np.median(removed)) > _THIN_KEEP:
+            break
+        best = float(t)
+    return best
+
+
 def drawing_nll(healer: Any, drawings: Sequence[Sequence[np.ndarray]], codes: np.ndarray, extent: float,
-                batch_size: int = 64) -> np.ndarray:
+                batch_size: int = 64, thin: float = 0.0) -> np.ndarray:
     """``(B,)`` the decoder's offset NLL per point (nats) of each drawing (absolute strokes), teacher-forced with
-    its code ``codes[i]``, after resizing it so that its box's longer side is ``extent`` (its first
-    ``max_seq_len`` points); NaN for a drawing with no extent, or for all when the model has no teacher-forcing
-    interface (``decoder``, ``decoder_inputs``)."""
+    its code ``codes[i]``, read as completion reads it (:func:`~sketchheal.inference.complete.working_copy`: when
+    RDP at ``thin`` of its longer side removes a third of its points or more, that thinned copy; 0: as given; see
+    :func:`density_thin`) and resized so
+    that its box's longer side is ``extent`` (its first ``max_seq_len`` points); NaN for a drawing with no
+    extent, or for all when the model has no teacher-forcing interface (``decoder``, ``decoder_inputs``)."""
     model = healer.model
     out = np.full(len(drawings), np.nan)
     if getattr(model, "decoder", None) is None or not hasattr(model, "decoder_inputs"):
@@ -210,7 +242,7 @@ def drawing_nll(healer: Any, drawings: Sequence[Sequence[np.ndarray]], codes: np
     size = float(getattr(getattr(model, "config", None), "target_size", 0.0))
     rows, s5, lengths = [], [], []
     for i, d in enumerate(drawings):
-        lines = [np.asarray(x, np.float64).reshape(-1, 2) for x in d if len(x)]
+        lines = working_copy(d, thin)  # a dense drawing thinned, the model's own kind of drawing as given
         pts = np.concatenate(lines, 0) if lines else np.zeros((0, 2))
         longer = float(np.ptp(pts, 0).max()) if len(pts) > 1 else 0.0
         if longer <= 0:
@@ -278,11 +310,14 @@ def build_domain(healer: Any, train: Sequence[np.ndarray], valid: Sequence[np.nd
     vimages, vlines = _views(valid, size, mode, rng, p_max)
     vcodes = encode_codes(healer.model, vimages, batch_size)
     dom.quantiles = np.percentile(dom.distance(vcodes), _QUANTILES)
-    extent = float(np.median([np.ptp(np.concatenate(stroke3_to_polylines(s)), 0).max() for s in train]))
-    nll = drawing_nll(healer, vlines, vcodes, extent, batch_size) if extent > 0 else np.full(len(vlines), np.nan)
+    train_lines = [stroke3_to_polylines(s) for s in train]
+    extent = float(np.median([np.ptp(np.concatenate(d), 0).max() for d in train_lines]))
+    nll_thin = density_thin(train_lines)
+    nll = drawing_nll(healer, vlines, vcodes, extent, batch_size, thin=nll_thin) if extent > 0 \
+        else np.full(len(vlines), np.nan)
     if np.isfinite(nll).sum() >= 10:
         dom.nll_quantiles = np.percentile(nll[np.isfinite(nll)], _QUANTILES)
-        dom.extent = extent
+        dom.extent, dom.nll_thin = extent, nll_thin
     dom.info = {"n_train": len(train), "n_valid": len(valid), "seed": seed, "p_max": p_max,
                 "erasure": "sketchheal.sketch.erase, p ~ U[0, p_max]", "image_size": size, "render_mode": mode}
     return dom
