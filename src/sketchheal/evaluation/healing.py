@@ -35,7 +35,8 @@ import numpy as np
 
 from sketchheal.sketch.render import CANVAS_EXTENT, MARGIN, Frame
 
-__all__ = ["FRAME_SIZE", "TOLERANCE", "Frame", "frame_of", "ink", "ink_counts", "summarise", "COUNT_KEYS"]
+__all__ = ["FRAME_SIZE", "TOLERANCE", "Frame", "frame_of", "ink", "ink_counts", "distance_map", "summarise",
+           "COUNT_KEYS"]
 
 FRAME_SIZE = 128
 TOLERANCE = 2.0
@@ -85,7 +86,7 @@ def ink(lines: Sequence[np.ndarray], frame: Frame, size: int = FRAME_SIZE, width
     return img.astype(bool)
 
 
-def _distance(mask: np.ndarray) -> np.ndarray:
+def distance_map(mask: np.ndarray) -> np.ndarray:
     """Euclidean distance of every pixel to the nearest True pixel of ``mask`` (inf when it has none)."""
     if not mask.any():
         return np.full(mask.shape, np.inf, np.float32)
@@ -104,7 +105,7 @@ def ink_counts(original: Sequence[np.ndarray], inputs: Sequence[np.ndarray], hea
 
 def counts_from_masks(o: np.ndarray, i: np.ndarray, h: np.ndarray, tolerance: float = TOLERANCE) -> dict[str, int]:
     """:func:`ink_counts` from the three ink masks (bool images of one size)."""
-    d_o, d_i, d_h = _distance(o), _distance(i), _distance(h)
+    d_o, d_i, d_h = distance_map(o), distance_map(i), distance_map(h)
     erased = o & (d_i > tolerance)
     added = h & (d_i > tolerance)
     return {"erased": int(erased.sum()), "erased_hit": int((erased & (d_h <= tolerance)).sum()),
