@@ -16,6 +16,10 @@ Data sets (``--sets``):
   typical for the model are chosen on it, so that the test sheep stay unseen (the bridge scorer was fitted on other
   erasures of these drawings).
 
+Vector erasure cuts the strokes on the squares' borders; ``--erasure points`` instead removes only the points
+inside the squares (``sketchheal.sketch.erase.erase_points``: a segment with an end inside goes whole), as an
+eraser of points would.
+
 For each: erased-ink recall, added-ink precision, kept ink (sketchheal.evaluation.healing, 128 px, the original's
 frame, 2 px) for completion, redraw (best of 8 at temperature 0.1, placed on the original's bounding box) and the
 floor; plus seconds per sketch. Writes JSON (``--out``) and prints a table.
@@ -69,7 +73,7 @@ class Case:
         return self.inputs if self.given is None else self.given
 
 
-def sheep_cases(ps, seed: int, limit: int | None, raster: bool, split: str = "test") -> list[Case]:
+def sheep_cases(ps, seed: int, limit: int | None, raster: bool, split: str = "test", cut: bool = True) -> list[Case]:
     sk = load_sketches(DATA / "sketch-rnn" / "aaron_sheep.npz", split=split)
     n = len(sk) if limit is None else min(limit, len(sk))
     table = MaskTable(len(sk), seed)
@@ -79,7 +83,7 @@ def sheep_cases(ps, seed: int, limit: int | None, raster: bool, split: str = "te
         s3 = polylines_to_stroke3(orig)
         for p in ps:
             u = table.uniforms(i)
-            e = erase(orig, p, uniforms=u)
+            e = erase(orig, p, uniforms=u, cut=cut or raster)
             img = corrupt(s3, u, p).corrupted if raster else None
             cases.append(Case(f"sheep{i}" if split == "test" else f"{split}-sheep{i}", p, orig, e.lines, img))
     return cases
@@ -108,7 +112,7 @@ def sheep_image_cases(ps, seed: int, limit: int | None) -> list[Case]:
     return cases
 
 
-def qd_cases(ps, seed: int, per_category: int, folder: Path) -> list[Case]:
+def qd_cases(ps, seed: int, per_category: int, folder: Path, cut: bool = True) -> list[Case]:
     drawings = []
     for f in sorted(folder.glob("*.ndjson")):
         with open(f, encoding="utf-8") as fh:
@@ -121,11 +125,11 @@ def qd_cases(ps, seed: int, per_category: int, folder: Path) -> list[Case]:
     cases = []
     for i, (name, orig) in enumerate(drawings):
         for p in ps:
-            cases.append(Case(name, p, orig, erase(orig, p, uniforms=table.uniforms(i)).lines))
+            cases.append(Case(name, p, orig, erase(orig, p, uniforms=table.uniforms(i), cut=cut).lines))
     return cases
 
 
-def qd_tune_cases(ps, seed: int, folder: Path) -> list[Case]:
+def qd_tune_cases(ps, seed: int, folder: Path, cut: bool = True) -> list[Case]:
     """The test splits of the gap-filler's QuickDraw training categories (drawings it never trained on; used to
     choose completion's settings, so that the held-out categories stay unseen), vector erasure."""
     sk = load_sketches(sorted(folder.glob("*.npz")), split="test")
@@ -134,7 +138,7 @@ def qd_tune_cases(ps, seed: int, folder: Path) -> list[Case]:
     for i in range(len(sk)):
         orig = stroke3_to_polylines(sk[i])
         for p in ps:
-            cases.append(Case(f"tune{i}", p, orig, erase(orig, p, uniforms=table.uniforms(i)).lines))
+            cases.append(Case(f"tune{i}", p, orig, erase(orig, p, uniforms=table.uniforms(i), cut=cut).lines))
     return cases
 
 
@@ -250,6 +254,9 @@ def main(argv=None) -> int:
                          "model learned get their gaps filled only)")
     ap.add_argument("--no-redraw", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--erasure", choices=("squares", "points"), default="squares",
+                    help="vector sets: strokes cut on the squares' borders (default), or only the points inside "
+                         "the squares removed (sketch.erase.erase_points)")
     ap.add_argument("--set", nargs="*", default=[], help="CompletionParams overrides, e.g. threshold=-0.3")
     ap.add_argument("--keep-redraw", default=None,
                     help="an earlier results JSON whose redraw figures to keep for sets with the same cases (redraw "
@@ -277,19 +284,21 @@ def main(argv=None) -> int:
                "bridges": None if scorer is None else scorer.spec.get("fit"),
                "load_average_at_start": os.getloadavg()[0], "sets": {}}
     kept = json.loads(Path(args.keep_redraw).read_text())["sets"] if args.keep_redraw else {}
+    cut = args.erasure == "squares"
+    results["erasure"] = args.erasure
     for name in args.sets:
         if name == "sheep-raster":
             cases = sheep_cases(args.ps, args.seed, args.limit, raster=True)
         elif name == "sheep-vector":
-            cases = sheep_cases(args.ps, args.seed, args.limit, raster=False)
+            cases = sheep_cases(args.ps, args.seed, args.limit, raster=False, cut=cut)
         elif name == "sheep-tune":
-            cases = sheep_cases(args.ps, args.seed, args.limit, raster=False, split="valid")
+            cases = sheep_cases(args.ps, args.seed, args.limit, raster=False, split="valid", cut=cut)
         elif name == "sheep-image":
             cases = sheep_image_cases(args.ps, args.seed, args.limit)
         elif name == "qd-tune":
-            cases = qd_tune_cases(args.ps, args.seed, Path(args.qd_dir).parent / "qd_train_npz")
+            cases = qd_tune_cases(args.ps, args.seed, Path(args.qd_dir).parent / "qd_train_npz", cut=cut)
         elif name == "qd-holdout":
-            cases = qd_cases(args.qd_ps or args.ps, args.seed, args.per_category, Path(args.qd_dir))
+            cases = qd_cases(args.qd_ps or args.ps, args.seed, args.per_category, Path(args.qd_dir), cut=cut)
         else:
             raise SystemExit(f"unknown set {name}")
         entry = {"n_cases": len(cases)}

@@ -35,7 +35,7 @@ from sketchheal.inference.bridges import bridge_curves, loose_ends
 from sketchheal.inference.complete import CompletionParams
 from sketchheal.inference.domain import load_domain
 from sketchheal.inference.loading import load_model
-from sketchheal.sketch.erase import erase, erase_squares
+from sketchheal.sketch.erase import erase, erase_points, erase_squares
 from sketchheal.sketch.masks import MaskTable
 from sketchheal.utils.paths import ASSETS_DIR
 
@@ -64,16 +64,18 @@ def _between(line: np.ndarray, s: np.ndarray, s0: float, s1: float) -> np.ndarra
     return np.array([at(s0), *inner, at(s1)], np.float64)
 
 
-def split_erased(original, centres: np.ndarray, side: float):
-    """The erased ink of absolute strokes ``original`` under squares ``centres`` / ``side``: interior gaps
-    (polylines), lost ends (polylines) and the pairs of kept pieces on either side of each interior gap."""
+def split_erased(original, centres: np.ndarray, side: float, cut: bool = True):
+    """The erased ink of absolute strokes ``original`` under squares ``centres`` / ``side`` (``cut``: strokes cut
+    on the squares' borders, else only the points inside removed): interior gaps (polylines), lost ends
+    (polylines) and the pairs of kept pieces on either side of each interior gap."""
     interior, ends, pairs = [], [], []
     for line in original:
         line = np.asarray(line, np.float64).reshape(-1, 2)
         if len(line) < 2:
             continue
         s = _arclength(line)
-        pieces = [q for q in (erase_squares([line], centres, side) if len(centres) else [line]) if len(q)]
+        erase_one = erase_squares if cut else erase_points
+        pieces = [q for q in (erase_one([line], centres, side) if len(centres) else [line]) if len(q)]
         if not pieces:
             ends.append(line)
             continue
@@ -110,9 +112,14 @@ def pair_curves(pairs, frame, size: int, interior_ink: np.ndarray, n: int = 24):
     return straight, smooth, best
 
 
-def measure(healer, gapfill, domain, p: float, limit: int | None, size: int = 128) -> dict:
-    cases = bc.sheep_cases([p], 0, limit, raster=False)
-    table = MaskTable(len(bc.load_sketches(bc.DATA / "sketch-rnn" / "aaron_sheep.npz", split="test")), 0)
+def measure(healer, gapfill, domain, p: float, limit: int | None, size: int = 128, cut: bool = True,
+            which: str = "sheep-vector") -> dict:
+    if which == "sheep-vector":
+        cases = bc.sheep_cases([p], 0, limit, raster=False, cut=cut)
+        table = MaskTable(len(bc.load_sketches(bc.DATA / "sketch-rnn" / "aaron_sheep.npz", split="test")), 0)
+    else:
+        cases = bc.qd_cases([p], 0, 10, bc.GAPDATA / "qd_holdout", cut=cut)[:limit]
+        table = MaskTable(len(bc.qd_cases([p], 0, 10, bc.GAPDATA / "qd_holdout")), 0)
     t0 = time.perf_counter()
     added, _ = complete_batch(healer, [c.inputs for c in cases], [c.original for c in cases], None,
                               gapfill=gapfill, domain=domain, batch_size=64, params=CompletionParams(), scorer="auto",
@@ -121,8 +128,8 @@ def measure(healer, gapfill, domain, p: float, limit: int | None, size: int = 12
     oracle = {k: [] for k in ("interior_exact", "ends_exact", "straight", "smooth", "best_of_three")}
     split = dict(interior=0, interior_hit=0, ends=0, ends_hit=0)
     for i, (c, add) in enumerate(zip(cases, added)):
-        e = erase(c.original, p, uniforms=table.uniforms(i))
-        interior, ends, pairs = split_erased(c.original, e.centres, e.side)
+        e = erase(c.original, p, uniforms=table.uniforms(i), cut=cut)
+        interior, ends, pairs = split_erased(c.original, e.centres, e.side, cut)
         frame = frame_of(c.original, size)
         o, k, h, it = (ink(x, frame, size) for x in (c.original, c.inputs, list(c.inputs) + add, interior))
         straight, smooth, best = pair_curves(pairs, frame, size, it)
@@ -153,14 +160,20 @@ def main(argv=None) -> int:
     ap.add_argument("--p", type=float, nargs="+", default=[0.1, 0.3, 0.5])
     ap.add_argument("--limit", type=int, default=None, help="the first N test sheep (default: all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", default="sheep-vector", choices=("sheep-vector", "qd-holdout"),
+                    help="the test sheep, or the held-out QuickDraw drawings (10 a category, $SKETCHHEAL_GAPDATA)")
+    ap.add_argument("--erasure", choices=("squares", "points"), default="squares",
+                    help="strokes cut on the squares' borders (default), or only the points inside removed")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     healer = load_model(None, device="cpu")
     gapfill = load_model(ASSETS_DIR / "gapfill", device="cpu")
     domain = load_domain(healer.source)
-    result = {"set": "sheep-vector", "cpu": bc._cpu(),
-              "by_p": {str(p): measure(healer, gapfill, domain, p, args.limit) for p in args.p}}
+    cut = args.erasure == "squares"
+    result = {"set": args.set, "erasure": args.erasure, "cpu": bc._cpu(),
+              "by_p": {str(p): measure(healer, gapfill, domain, p, args.limit, cut=cut, which=args.set)
+                       for p in args.p}}
     print(json.dumps(result, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

@@ -33,9 +33,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-category", type=int, default=10)
     ap.add_argument("--qd-dir", default=str(bc.GAPDATA / "qd_holdout"),
                     help="the held-out QuickDraw drawings (default: $SKETCHHEAL_GAPDATA/qd_holdout)")
+    ap.add_argument("--erasure", choices=("squares", "points"), default="squares",
+                    help="strokes cut on the squares' borders, or only the points inside removed")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    cases = bc.qd_cases([args.p], 0, args.per_category, Path(args.qd_dir))
+    cases = bc.qd_cases([args.p], 0, args.per_category, Path(args.qd_dir), cut=args.erasure == "squares")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "erased.ndjson"
         with open(src, "w", encoding="utf-8") as f:
@@ -60,8 +62,8 @@ def main(argv=None) -> int:
         changed += not all(np.array_equal(a, b) for a, b in zip(kept, c.inputs))
         counts.append(ink_counts(c.original, c.inputs, healed))
     s = summarise(counts)
-    result = {"p": args.p, "drawings": len(cases), "inputs_changed": changed, "recall": s["recall"],
-              "precision": s["precision"], "kept": s["kept"], "seconds": round(seconds, 1), "cpu": bc._cpu()}
+    result = {"p": args.p, "erasure": args.erasure, "drawings": len(cases), "inputs_changed": changed,
+              "recall": s["recall"], "precision": s["precision"], "kept": s["kept"], "seconds": round(seconds, 1), "cpu": bc._cpu()}
     print(json.dumps(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

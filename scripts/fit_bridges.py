@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-order", action="store_true", help="a scorer that does not use the drawing order")
+    ap.add_argument("--point-erase", type=float, default=0.0,
+                    help="share of the erasures that remove only the points inside the squares (default 0)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="an .npz to keep the labelled candidates in (read when it exists, to refit quickly)")
     args = ap.parse_args(argv)
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
     else:
         healer = load_model(args.model, device="cpu")
         ex = bridge_examples(healer.model, ds, size=healer.image_size, mode=healer.render_mode,
-                             repeats=args.repeats, ordered=not args.no_order)
+                             repeats=args.repeats, ordered=not args.no_order, point_erase=args.point_erase)
         if args.cache is not None:
             np.savez(args.cache, features=ex.features, labels=ex.labels, drawing=ex.drawing)
     print(f"{len(ex.labels)} candidates from {len(ds)} drawings, {ex.labels.mean():.3f} right "
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     is_train = rng.random(len(ds)) < 0.8
     spec = fit_bridge_scorer(_subset(ex, is_train), _subset(ex, ~is_train), hidden=args.hidden)
-    spec["fit"].update(drawings=len(ds), repeats=args.repeats, model=str(args.model),
+    spec["fit"].update(drawings=len(ds), repeats=args.repeats, model=str(args.model), point_erase=args.point_erase,
                        seconds=round(time.perf_counter() - t0, 1))
     model = Path(args.model)
     out = Path(args.out) if args.out else (model if model.is_dir() else model.parent)

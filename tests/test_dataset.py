@@ -146,6 +146,20 @@ def test_item_matches_corrupt_with_its_uniforms(duck):
     np.testing.assert_array_equal(ds[7]["clean"][0].numpy(), c.clean)
 
 
+def test_point_erase_items_match_corrupt_with_points(duck):
+    ds = _ds(duck, render_mode="reference", image_size=64, point_erase=1.0)
+    ds.set_epoch(2)
+    c = corrupt(duck[5], ds.uniforms(5), 0.5, size=64, mode="reference", erasure="points")
+    np.testing.assert_array_equal(ds[5]["corrupted"][0].numpy(), c.corrupted)
+    half = _ds(duck, point_erase=0.5)
+    kinds = [np.array_equal(half[i]["corrupted"][0].numpy(),
+                            corrupt(duck[i], half.uniforms(i), 0.5, size=32, mode="fast").corrupted)
+             for i in range(len(duck))]
+    assert 0 < sum(kinds) < len(duck)  # some items erased as pixels, some as points
+    with pytest.raises(ValueError, match="point_erase"):
+        _ds(duck, point_erase=1.5)
+
+
 def test_default_collate_batches(duck):
     batch = next(iter(make_loader(_ds(duck), 8, shuffle=False, num_workers=0, seed=0, drop_last=False)))
     assert batch["corrupted"].shape == (8, 1, 32, 32) and batch["strokes"].shape == (8, 65, 5)

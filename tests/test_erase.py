@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sketchheal.sketch import render as R
-from sketchheal.sketch.erase import candidate_points, erase, erase_squares, erase_stroke3, square_side
+from sketchheal.sketch.erase import (candidate_points, erase, erase_points, erase_squares, erase_stroke3,
+                                    square_side)
 from sketchheal.sketch.strokes import absolute_points, stroke3_to_polylines
 from tests.conftest import make_sketch
 
@@ -86,3 +87,26 @@ def test_a_stroke_entering_a_square_on_a_vertex_is_cut():
     out = erase_squares([line], np.array([[500.0, 500.0]]), 40.0)
     assert len(out) == 2
     assert out[0][-1][1] <= 480 and out[1][0][1] >= 520
+
+
+def test_erasing_points_removes_the_points_inside_and_splits_there():
+    line = np.array([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [30.0, 0.0], [40.0, 0.0]])
+    out = erase_points([line, np.array([[20.0, 1.0]])], np.array([[20.0, 0.0]]), 4.0)
+    # no new points: the segments 10-20 and 20-30 go whole; the one-point stroke inside goes too
+    assert [o.tolist() for o in out] == [[[0, 0], [10, 0]], [[30, 0], [40, 0]]]
+    crossing = erase_points([np.array([[0.0, 0.0], [30.0, 0.0]])], np.array([[15.0, 0.0]]), 6.0)
+    assert len(crossing) == 1 and np.array_equal(crossing[0], [[0, 0], [30, 0]])  # no point inside: it stays
+    single = erase_points([line], np.array([[0.0, 0.0], [20.0, 0.0]]), 4.0)
+    assert [len(o) for o in single] == [1, 2]  # a kept point between two removed ones is a one-point stroke
+
+
+def test_erase_without_cutting_keeps_exactly_the_points_outside(rng):
+    for _ in range(10):
+        lines = stroke3_to_polylines(make_sketch(rng, 3, 12))
+        seed = int(rng.integers(1000))
+        e = erase(lines, 0.5, seed=seed, cut=False)
+        kept = np.concatenate(e.lines) if e.lines else np.zeros((0, 2))
+        pts = np.concatenate(lines)
+        outside = pts[~_inside(pts, e.centres, e.side)] if len(e.centres) else pts
+        np.testing.assert_array_equal(kept, outside)  # the same points, in order, bit for bit
+        np.testing.assert_array_equal(e.centres, erase(lines, 0.5, seed=seed).centres)  # the same squares

@@ -385,3 +385,24 @@ def test_mask_table_load_errors(tmp_path):
         MaskTable.load(ok, n_sketches=10)
     with pytest.raises(ValueError, match=".npy"):
         MaskTable(3, 0).save(tmp_path / "table.txt")
+
+
+def test_point_erasure_leaves_out_the_segments_with_an_end_in_a_square():
+    # a horizontal line of 9 points 80 canvas px apart; the second candidate (row 4) is erased
+    s3 = np.array([[0, 0, 0]] + [[80, 0, 0]] * 7 + [[80, 0, 1]], np.float32)
+    u = np.array([0.9, 0.0] + [0.9] * 18)
+    lay = R.layout(s3)
+    pix = corrupt(s3, u, 0.5, size=640 + 34, mode="fast")
+    pts = corrupt(s3, u, 0.5, size=640 + 34, mode="fast", erasure="points")
+    np.testing.assert_array_equal(pts.clean, pix.clean)
+    np.testing.assert_array_equal(pts.erased, pix.erased)
+    centre = lay.points[4]
+    gone = pts.corrupted[centre[1], :] < 0  # along the line
+    # the points inside the square: p_4 only; both of its segments (p_3 -> p_4 -> p_5) are left out whole
+    assert gone[lay.points[3][0] + 20: lay.points[5][0] - 20].all()
+    assert not gone[lay.points[2][0]: lay.points[3][0] - 10].any()
+    assert (pts.corrupted <= pix.corrupted).all()  # it erases at least what the pixels lose here
+    same = corrupt(s3, u, 0.0, size=64, mode="reference", erasure="points")
+    np.testing.assert_array_equal(same.corrupted, same.clean)
+    with pytest.raises(ValueError, match="erasure"):
+        corrupt(s3, u, 0.5, erasure="eraser")

@@ -33,6 +33,10 @@ class DataConfig:
     # [mask_prob, mask_prob_max] (the evaluation masks at 0.3 and 0.5 that a model trained at 0.1 never saw).
     # Paper: 0 (always mask_prob).
     mask_prob_max: float = 0.0
+    # The share of training sketches whose squares erase the points inside them (every segment with an end in a
+    # square goes whole, as an eraser of points or a vector erasure without cutting does) instead of the pixels.
+    # On sparse drawings (QuickDraw's simplified strokes) that erases far more ink than the squares. Paper: 0.
+    point_erase: float = 0.0
     # Deformed inputs (training split only): the input image is drawn from a randomly deformed copy of the sketch
     # (rotated by up to deform_rotate degrees, x and y scaled independently by 1 +- deform_scale, Gaussian noise
     # of deform_jitter x the longer side added to every offset), while the target stays the sketch as drawn, so
@@ -52,7 +56,7 @@ class DataConfig:
                f"data.paths must be a list of file names, got {self.paths!r}")
         _check_fields("data", self, {
             "max_seq_len": "int>=1", "clip": ">0", "image_size": "int>=1", "render_mode": RENDER_MODES,
-            "mask_prob": "[0,1]", "mask_prob_max": "[0,1]", "deform_rotate": ">=0", "deform_scale": "[0,1)",
+            "mask_prob": "[0,1]", "mask_prob_max": "[0,1]", "point_erase": "[0,1]", "deform_rotate": ">=0", "deform_scale": "[0,1)",
             "deform_jitter": ">=0", "max_patches": "int>=1", "num_workers": "int>=0"})
         _check(self.mask_prob_max == 0 or self.mask_prob <= self.mask_prob_max,
                f"data.mask_prob_max must be 0 (off) or in [data.mask_prob={self.mask_prob}, 1], "

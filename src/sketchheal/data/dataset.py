@@ -70,6 +70,9 @@ class HealingDataset(Dataset):
         target_size: > 0 resizes each target so that its longer side is this (``model.target_size``) before the
             division; ``scale`` must then come from ``compute_scale(train, size=target_size)``. 0 = size as drawn.
         mask_prob_max: > mask_prob: each item draws its erase probability from U(mask_prob, mask_prob_max).
+        point_erase: the share of items whose squares erase the points inside them rather than the pixels
+            (:func:`~sketchheal.sketch.render.corrupt`, ``erasure="points"``: a segment with an end inside a square
+            goes whole), drawn per item from the same stream as ``mask_prob_max``. 0 = the published corruption.
         deform: ``(rotate, scale, jitter)`` for :func:`sketchheal.sketch.strokes.deform`: the images are drawn from a
             deformed copy, the target stays the sketch as drawn. ``None`` = no deformation.
             The draws of both come from ``(seed, epoch, index)`` (a stream apart from the masks' uniforms);
@@ -103,6 +106,7 @@ class HealingDataset(Dataset):
         target_size: float = 0.0,
         mask_prob_max: float = 0.0,
         deform: tuple[float, float, float] | None = None,
+        point_erase: float = 0.0,
     ) -> None:
         self.sketches = _as_sketch_source(sketches)
         n = len(self.sketches)
@@ -125,6 +129,8 @@ class HealingDataset(Dataset):
                              "load the data with max_seq_len <= max_len or raise max_len")
         if mask_prob_max and not mask_prob <= mask_prob_max <= 1.0:
             raise ValueError(f"mask_prob_max must be 0 (off) or in [mask_prob={mask_prob}, 1], got {mask_prob_max}")
+        if not 0.0 <= point_erase <= 1.0:
+            raise ValueError(f"point_erase must be in [0, 1], got {point_erase}")
         if deform is not None:
             deform = tuple(float(v) for v in deform)
             if len(deform) != 3:
@@ -132,9 +138,9 @@ class HealingDataset(Dataset):
             _check_deform(deform)
             if not any(deform):
                 deform = None
-        if mask_table is not None and (mask_prob_max or deform is not None):
-            raise ValueError("mask_prob_max and deform are for training; a mask_table fixes the masks of an "
-                             "evaluation")
+        if mask_table is not None and (mask_prob_max or deform is not None or point_erase):
+            raise ValueError("mask_prob_max, point_erase and deform are for training; a mask_table fixes the masks "
+                             "of an evaluation")
         if mask_table is not None:
             if len(mask_table) < n:
                 raise ValueError(f"mask table has {len(mask_table)} rows for {n} sketches; "
@@ -145,6 +151,7 @@ class HealingDataset(Dataset):
         self.scale = float(scale)
         self.target_size = float(target_size)
         self.mask_prob_max = float(mask_prob_max)
+        self.point_erase = float(point_erase)
         self.deform = deform
         self.max_len = int(max_len)
         self.image_size = int(image_size)
@@ -182,18 +189,20 @@ class HealingDataset(Dataset):
             raise IndexError(f"index {i} out of range for {n} sketches")
         i = int(i) % n
         s3 = np.asarray(self.sketches[i], dtype=np.float32)
-        p, drawn = self.mask_prob, s3
-        if self.mask_prob_max or self.deform is not None:
+        p, drawn, erasure = self.mask_prob, s3, "pixels"
+        if self.mask_prob_max or self.deform is not None or self.point_erase:
             rng = np.random.default_rng([self.seed, self.epoch, i, 1])  # apart from the masks' stream
             if self.mask_prob_max:
                 p = float(rng.uniform(self.mask_prob, self.mask_prob_max))
+            if self.point_erase and rng.random() < self.point_erase:
+                erasure = "points"
             if self.deform is not None:
                 rotate, scale, jitter = self.deform
                 drawn = deform_sketch(s3, rng, rotate=rotate, scale=scale, jitter=jitter)
         try:
             # the clean image is the drawn (deformed) sketch too: the Lmser block reconstructs what it sees
             c = corrupt(drawn, self.uniforms(i), p, size=self.image_size, mode=self.render_mode,
-                        max_patches=self.max_patches)
+                        max_patches=self.max_patches, erasure=erasure)
         except ValueError as e:
             raise ValueError(f"sketch {i}: {e}") from None
         strokes = to_stroke5(normalize(s3, self.scale, self.target_size), self.max_len)

@@ -15,6 +15,12 @@ Inside a square (``|x - cx| < side / 2`` and ``|y - cy| < side / 2``, open) noth
 removed, and every segment is cut where it crosses a square's border, so that no kept segment crosses a square
 (a segment passing through a square without a point inside it is cut too). A stroke is split where it enters a
 square; the new end points lie on the border. Kept original points are returned unchanged (bit for bit).
+
+``erase(..., cut=False)`` (:func:`erase_points`) erases the same squares the way an eraser of points does: the
+points inside a square are removed and a stroke is split where they were, with no new points: a segment with an
+end inside a square goes whole, and one that crosses a square between two kept points stays. On sparse strokes
+(QuickDraw's simplified drawings, RDP at 2/255) this erases much more ink than the squares themselves (at p = 0.3,
+39 % of the held-out QuickDraw drawings' ink against 24 %); on dense strokes the two are nearly the same.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import numpy as np
 from sketchheal.sketch.render import MAX_PATCHES, CANDIDATE_STRIDE
 from sketchheal.sketch.strokes import stroke3_to_polylines
 
-__all__ = ["SIDE_FRACTION", "Erasure", "candidate_points", "square_side", "erase_squares", "erase", "erase_stroke3"]
+__all__ = ["SIDE_FRACTION", "Erasure", "candidate_points", "square_side", "erase_squares", "erase_points", "erase",
+           "erase_stroke3"]
 
 SIDE_FRACTION = 0.2  # square side / longer side of the drawing's box (the published 128 of 640)
 _EPS = 1e-12
@@ -150,10 +157,28 @@ def erase_squares(lines: Sequence[np.ndarray], centres: np.ndarray, side: float)
     return out
 
 
+def erase_points(lines: Sequence[np.ndarray], centres: np.ndarray, side: float) -> list[np.ndarray]:
+    """``lines`` without their points inside any open square of ``side`` centred on ``centres (m, 2)``, each
+    stroke split where points were removed (runs of kept points; a run of one point is a one-point stroke)."""
+    lines = _clean(lines)
+    centres = np.asarray(centres, np.float64).reshape(-1, 2)
+    if len(centres) == 0 or side <= 0:
+        return [line.copy() for line in lines]
+    half = side / 2.0
+    out: list[np.ndarray] = []
+    for line in lines:
+        inside = (np.abs(line[:, None, :] - centres[None]) < half).all(-1).any(-1)  # (k,)
+        bounds = np.flatnonzero(np.diff(np.concatenate([[True], inside, [True]]).astype(np.int8)))
+        out += [line[a:b].copy() for a, b in zip(bounds[::2], bounds[1::2])]  # runs of kept points
+    return out
+
+
 def erase(lines: Sequence[np.ndarray], p: float, *, uniforms: np.ndarray | None = None, seed: int | None = 0,
-          max_patches: int = MAX_PATCHES, side_fraction: float = SIDE_FRACTION) -> Erasure:
+          max_patches: int = MAX_PATCHES, side_fraction: float = SIDE_FRACTION, cut: bool = True) -> Erasure:
     """Erase squares from absolute strokes ``lines``: candidate ``k`` is erased iff ``uniforms[k] < p`` (fresh
-    uniforms from ``default_rng(seed)`` when None). See the module docstring."""
+    uniforms from ``default_rng(seed)`` when None). ``cut``: strokes cut on the squares' borders
+    (:func:`erase_squares`); False: only the points inside removed (:func:`erase_points`). See the module
+    docstring."""
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"erase probability p must be in [0, 1], got {p}")
     lines = _clean(lines)
@@ -166,7 +191,8 @@ def erase(lines: Sequence[np.ndarray], p: float, *, uniforms: np.ndarray | None 
     erased = u[: len(cands)] < float(p)
     side = square_side(lines, side_fraction)
     centres = cands[erased]
-    return Erasure(lines=erase_squares(lines, centres, side), centres=centres, side=side, erased=erased)
+    kept = erase_squares(lines, centres, side) if cut else erase_points(lines, centres, side)
+    return Erasure(lines=kept, centres=centres, side=side, erased=erased)
 
 
 def erase_stroke3(s3: np.ndarray, p: float, **kw) -> Erasure:

@@ -13,14 +13,17 @@ Two modes:
 Patch candidates follow the published rule: the pen position before the first segment of every stroke and before
 every 4th drawn segment inside a stroke, at most ``max_patches``. Candidate ``k`` is erased iff ``uniforms[k] < p``,
 so masks drawn from one table of uniforms are nested across ``p``. All patches are erased after everything is
-drawn, so erased ink never leaks back. See ``docs/protocol.md``.
+drawn, so erased ink never leaks back. See ``docs/protocol.md``. ``corrupt(..., erasure="points")`` erases the same
+squares the way an eraser of points does (the training augmentation ``data.point_erase``): every segment with an
+end point inside an erased square is left out of the drawing, and nothing else (a segment crossing a square
+without a point in it stays).
 
 Images are ``(size, size) float32`` with ink ``+1`` and background ``-1``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import cv2
@@ -28,6 +31,7 @@ import numpy as np
 
 
 MODES = ("reference", "fast")
+ERASURES = ("pixels", "points")  # corrupt(): squares of pixels (published), or the points inside them
 # Longer side of the sketch's bounding box on the reference canvas, in pixels.
 CANVAS_EXTENT = 640
 # Line thickness on the reference canvas: int(640 * 0.025).
@@ -353,15 +357,21 @@ def corrupt(
     size: int = 128,
     mode: str = "reference",
     max_patches: int = MAX_PATCHES,
+    erasure: str = "pixels",
 ) -> Corruption:
     """Render a stroke-3 sketch ``(n, 3)`` and erase its patch candidates ``k`` with ``uniforms[k] < p``.
 
     uniforms: ``(m,)`` numbers in [0, 1), ``m >= max_patches``; one per candidate in drawing order (a row of a
-    :class:`~sketchheal.sketch.masks.MaskTable`, or fresh draws). p: erase probability in [0, 1]. All squares are erased after the whole
-    sketch is drawn and before resizing. Returns :class:`Corruption` ``(corrupted, clean, erased)``.
+    :class:`~sketchheal.sketch.masks.MaskTable`, or fresh draws). p: erase probability in [0, 1]. With
+    ``erasure="pixels"`` (the published corruption) all squares are erased after the whole sketch is drawn and
+    before resizing; with ``"points"`` the sketch is drawn without the segments that have an end point inside an
+    erased square (the square ``[c - 64, c + 64)`` on the reference canvas, as the pixels). Returns
+    :class:`Corruption` ``(corrupted, clean, erased)``.
     """
     size = _check_size(size)
     mode = _check_mode(mode)
+    if erasure not in ERASURES:
+        raise ValueError(f"unknown erasure {erasure!r}; choose one of {ERASURES}")
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"mask probability p must be in [0, 1], got {p}")
     u = np.asarray(uniforms, dtype=np.float64)
@@ -375,6 +385,13 @@ def corrupt(
     clean = _resize_to_unit(canvas, size)
     if not erased.any():
         return Corruption(corrupted=clean.copy(), clean=clean, erased=erased)
+    if erasure == "points":
+        c = centres[erased]  # (k, 2) canvas pixels
+        half = PATCH_SIDE // 2
+        inside = ((lay.points[:, None, :] >= c[None] - half) & (lay.points[:, None, :] < c[None] + half)
+                  ).all(-1).any(-1)  # (n + 1,) pen positions inside an erased square
+        kept = replace(lay, drawn=lay.drawn & ~inside[:-1] & ~inside[1:])  # segment i: p_i -> p_{i+1}
+        return Corruption(corrupted=_resize_to_unit(_draw(kept, size, mode), size), clean=clean, erased=erased)
     damaged = canvas.copy()
     if mode == "reference":
         _erase_reference(damaged, centres[erased])
@@ -433,6 +450,6 @@ def layout_frame(s3: np.ndarray, size: int, start: tuple[float, float] = (0.0, 0
 
 
 __all__ = [
-    "MODES", "Corruption", "Frame", "Layout", "candidate_uniforms", "corrupt", "fast_line_width", "layout",
+    "MODES", "ERASURES", "Corruption", "Frame", "Layout", "candidate_uniforms", "corrupt", "fast_line_width", "layout",
     "layout_frame", "patch_candidates", "render", "render_batch",
 ]

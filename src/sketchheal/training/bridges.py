@@ -54,15 +54,19 @@ def _ink_distance(lines: Sequence[np.ndarray], size: int) -> np.ndarray:
 def bridge_examples(model: torch.nn.Module, drawings: Sequence[Sequence[np.ndarray]], *, size: int, mode: str,
                     ps: tuple[float, float] = (0.1, 0.5), repeats: int = 2, seed: int = 0,
                     params: CompletionParams | None = None, tolerance: float = 2.0, right_share: float = 0.9,
-                    batch_size: int = 64, ordered: bool = True) -> BridgeExamples:
+                    batch_size: int = 64, ordered: bool = True, point_erase: float = 0.0) -> BridgeExamples:
     """Erase each drawing ``repeats`` times (p uniform in ``ps``), reconstruct with ``model`` and label every bridge
-    candidate (module docstring); ``ordered=False`` fits a scorer that does not use the drawing order."""
+    candidate (module docstring); ``ordered=False`` fits a scorer that does not use the drawing order;
+    ``point_erase``: the share of erasures that remove only the points inside the squares
+    (:func:`~sketchheal.sketch.erase.erase_points`) instead of cutting the strokes on their borders."""
     params = params or CompletionParams()
     rng = np.random.default_rng(seed)
     cases = []
     for i, d in enumerate(drawings):
         for _ in range(repeats):
-            e = erase(d, float(rng.uniform(*ps)), uniforms=rng.random(20))
+            p = float(rng.uniform(*ps))
+            cut = not (point_erase and rng.random() < point_erase)
+            e = erase(d, p, uniforms=rng.random(20), cut=cut)
             view = model_view(e.lines, size, mode)
             if view is not None and len(e.centres):
                 cases.append((i, d, view))

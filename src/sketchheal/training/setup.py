@@ -110,7 +110,7 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, *, resume: bool = False) 
                   seed=cfg.train.seed, target_size=cfg.model.target_size, max_patches=d.max_patches)
     deform = (d.deform_rotate, d.deform_scale, d.deform_jitter)
     train_data = HealingDataset(train_set, mask_prob=d.mask_prob, mask_prob_max=d.mask_prob_max,
-                                deform=deform if any(deform) else None, **common)
+                                deform=deform if any(deform) else None, point_erase=d.point_erase, **common)
     valid_data = HealingDataset(valid_set, mask_prob=d.mask_prob, **common)
 
     torch.manual_seed(cfg.train.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
